@@ -1,0 +1,107 @@
+"""Settings read once from environment variables (every variable is documented in README.md).
+
+`load_settings()` is the only place that reads the environment; everything else receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "SAM2T_"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(ENV_PREFIX + name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _env_list(name: str, default: str) -> tuple[str, ...]:
+    raw = _env(name, default)
+    if raw.lower() in ("none", "off", "-"):
+        return ()
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "1" if default else "0").lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{ENV_PREFIX}{name} must be true/false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about one process of the app or of a consumer.
+
+    data_dir: root for the SQLite store, the SQLite queue file, uploaded videos and job previews.
+    model_dir: the workers' model store (checkpoints and configs); defaults to data_dir/models.
+    queue_url: "" (SQLite file data_dir/queues.db) or "redis://host:port/db" for consumers on other machines.
+    queue_names: the Huey queues the app offers; annotators pick one per job.
+    embedded_consumers: queues that app.py serves with a consumer inside its own process (laptop trial / Space).
+    admin_user / admin_password: login for the Admin tab; an empty password means no login (local trial only).
+    """
+
+    data_dir: Path
+    model_dir: Path
+    queue_url: str = ""
+    queue_names: tuple[str, ...] = ("cpu", "gpu")
+    embedded_consumers: tuple[str, ...] = ("cpu",)
+    admin_user: str = "admin"
+    admin_password: str = ""
+    host: str = "127.0.0.1"
+    port: int = 7860
+    sample_video: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in self.embedded_consumers:
+            if name not in self.queue_names:
+                raise ValueError(
+                    f"{ENV_PREFIX}EMBED_CONSUMERS names queue {name!r}, which is not in "
+                    f"{ENV_PREFIX}QUEUES ({', '.join(self.queue_names)})"
+                )
+        if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{ENV_PREFIX}QUEUE_URL must be empty (SQLite) or a redis:// URL, got {self.queue_url!r}")
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.db"
+
+    @property
+    def queue_db_path(self) -> Path:
+        return self.data_dir / "queues.db"
+
+    @property
+    def video_dir(self) -> Path:
+        return self.data_dir / "videos"
+
+    @property
+    def admin_auth_enabled(self) -> bool:
+        return bool(self.admin_password)
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; raises ValueError naming the variable at fault."""
+    data_dir = Path(_env("DATA_DIR", "data")).expanduser().resolve()
+    model_dir = Path(_env("MODEL_DIR", str(data_dir / "models"))).expanduser().resolve()
+    port_raw = _env("PORT", "7860")
+    try:
+        port = int(port_raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}PORT must be an integer, got {port_raw!r}") from None
+    return Settings(
+        data_dir=data_dir,
+        model_dir=model_dir,
+        queue_url=_env("QUEUE_URL", ""),
+        queue_names=_env_list("QUEUES", "cpu,gpu"),
+        embedded_consumers=_env_list("EMBED_CONSUMERS", "cpu"),
+        admin_user=_env("ADMIN_USER", "admin"),
+        admin_password=_env("ADMIN_PASSWORD", ""),
+        host=_env("HOST", "127.0.0.1"),
+        port=port,
+        sample_video=_env_bool("SAMPLE_VIDEO", True),
+    )
