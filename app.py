@@ -1,0 +1,63 @@
+"""Entry point: read settings, open the store, start the embedded consumer(s), build the UI, launch.
+
+    python app.py            # http://127.0.0.1:7860, everything embedded (SQLite store and queues, a CPU consumer)
+
+Every setting is an environment variable (SAM2T_*), listed in README.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+
+
+def prepare(settings):
+    """Open the store, make sure the default models are listed, and add the sample clips on first start."""
+    from queues.catalogue import ensure_default_models
+    from queues.runner import get_store
+    from sam2_tracking.library import add_video_if_missing
+
+    store = get_store(settings)
+    ensure_default_models(store)
+    if settings.sample_video:
+        for name in ("sample_shapes.mp4", "sample_sequence.zip"):
+            add_video_if_missing(store, ASSETS_DIR / name, seed_file=ASSETS_DIR / (Path(name).stem + ".json"))
+    return store
+
+
+def start_embedded_consumers(settings) -> list:
+    from queues.consumer import start_consumer
+
+    started = []
+    for queue in settings.embedded_consumers:
+        consumer, heartbeat, identity = start_consumer(settings, queue, embedded=True)
+        consumer.start()
+        logging.getLogger("app").info("embedded consumer %s serving %r on %s", identity.worker_id, queue,
+                                      identity.device)
+        started.append((consumer, heartbeat))
+    return started
+
+
+def main() -> int:
+    from sam2_tracking.settings import load_settings
+    from ui.app_ui import build_ui, launch_options
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    store = prepare(settings)
+    consumers = start_embedded_consumers(settings)
+    demo = build_ui(settings, store)
+    try:
+        demo.launch(**launch_options(settings))
+    finally:
+        for consumer, heartbeat in consumers:
+            consumer.stop()
+            heartbeat.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

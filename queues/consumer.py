@@ -1,0 +1,79 @@
+"""A Huey consumer for one queue, as its own process or embedded in app.py.
+
+    python -m queues.consumer NAME [--workers N] [--device auto|cpu|cuda|cuda:1|mps]
+
+It prints where it listens and on what device, beats a heartbeat into the store, and picks up jobs whose worker died.
+One tracking job runs at a time per worker thread; on a GPU keep --workers 1 (the default) per card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from huey.consumer import Consumer
+
+from sam2_tracking.settings import Settings, load_settings
+
+# Poll the queue at least every half second: the annotator is waiting for the job to start.
+MAX_POLL_DELAY_S = 0.5
+
+
+class EmbeddedConsumer(Consumer):
+    """A thread-based consumer that leaves signal handling to its host process (Gradio/uvicorn in app.py)."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+def default_device(queue: str) -> str:
+    # The CPU queue means CPU even on a GPU machine: annotators pick 'cpu' to keep the card free.
+    return "cpu" if queue == "cpu" else "auto"
+
+
+def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str | None = None,
+                   embedded: bool = False):
+    """Start serving `queue` in this process; return (consumer, heartbeat). The caller runs or stops them."""
+    from queues.backends import get_huey
+    from queues.runner import get_store
+    from queues.worker import Heartbeat, describe_device, register_identity
+
+    huey = get_huey(settings, queue)
+    identity = register_identity(queue, describe_device(device or default_device(queue)))
+    get_store(settings)  # open (and migrate) the store before the first task needs it
+    consumer_class = EmbeddedConsumer if embedded else Consumer
+    consumer = consumer_class(huey, workers=workers, worker_type="thread", max_delay=MAX_POLL_DELAY_S,
+                              periodic=False, check_worker_health=True)
+    heartbeat = Heartbeat(settings, [identity])
+    heartbeat.beat_once(get_store(settings))
+    heartbeat.start()
+    return consumer, heartbeat, identity
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m queues.consumer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("queue", help="queue name to serve, e.g. cpu or gpu")
+    parser.add_argument("--workers", type=int, default=1, help="jobs run at once (default 1; 1 per GPU)")
+    parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: cpu for the "
+                        "'cpu' queue, auto otherwise)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if args.queue not in settings.queue_names:
+        parser.error(f"unknown queue {args.queue!r}; SAM2T_QUEUES lists {', '.join(settings.queue_names)}")
+    from queues.backends import backend_label
+
+    consumer, heartbeat, identity = start_consumer(settings, args.queue, args.workers, args.device)
+    print(f"consumer {identity.worker_id} listening on queue {args.queue!r} ({backend_label(settings)}), "
+          f"device {identity.device}, store {settings.store_path}, models {settings.model_dir}", flush=True)
+    try:
+        consumer.run()
+    finally:
+        heartbeat.stop()
+        heartbeat.join(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

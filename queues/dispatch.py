@@ -1,0 +1,127 @@
+"""The app side of the queues: validate and enqueue jobs, cancel them, start model downloads, report workers.
+
+Everything here runs in the UI process and never imports torch: specs are checked against the store and the
+video's recorded size, and the work itself happens in a consumer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from queues.backends import UnknownQueueError, get_huey
+from queues.seeds import seeds_to_json
+from queues.worker import STALE_AFTER_S
+from sam2_tracking.settings import Settings
+from sam2_tracking.types import JobSpec, SeedError
+
+
+class JobSpecError(ValueError):
+    """A tracking request that cannot run; the message names the problem. Nothing was queued."""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job_id: int
+    warning: str | None  # e.g. no worker is listening on the queue: the job will wait
+
+
+def no_worker_warning(store, queue: str) -> str | None:
+    if store.list_workers(queue=queue, max_age_s=STALE_AFTER_S):
+        return None
+    return f"no worker is listening on {queue}: the job will wait until a consumer for {queue} starts"
+
+
+def validate_job_spec(settings: Settings, store, spec: JobSpec) -> dict:
+    """Check every part of spec; return the seeds snapshot (JSON) to store with the job. Raises JobSpecError."""
+    from sam2_tracking.store import NotFoundError
+
+    if spec.queue not in settings.queue_names:
+        raise JobSpecError(f"unknown queue {spec.queue!r}: this server offers {', '.join(settings.queue_names)}")
+    try:
+        dataset = store.get_dataset(spec.dataset_id)
+    except NotFoundError:
+        raise JobSpecError(f"unknown dataset {spec.dataset_id}") from None
+    model = store.get_model(spec.model_name)
+    if model is None:
+        raise JobSpecError(f"unknown model {spec.model_name!r}: an admin adds models in the Admin tab")
+    if model.status != "ready":
+        raise JobSpecError(f"model {spec.model_name!r} is not downloaded (status: {model.status}); ask an admin")
+    if not (0 <= spec.start_frame_idx < dataset.frame_count):
+        raise JobSpecError(
+            f"start frame {spec.start_frame_idx} is outside the video (frames 0 to {dataset.frame_count - 1})"
+        )
+    seeds_by_track = {}
+    for track_id in spec.track_ids:
+        try:
+            track = store.get_track(track_id)
+        except NotFoundError:
+            raise JobSpecError(f"unknown track {track_id}") from None
+        if track.dataset_id != spec.dataset_id:
+            raise JobSpecError(f"track {track_id} belongs to dataset {track.dataset_id}, not {spec.dataset_id}")
+        seeds = store.keyframe_seeds(track_id)
+        if not any(seed.frame_idx == spec.start_frame_idx for seed in seeds):
+            raise JobSpecError(
+                f"track {track_id} has no saved box, mask or clicks on frame {spec.start_frame_idx}: "
+                "draw one there and save before tracking"
+            )
+        for seed in seeds:
+            try:
+                seed.check_fits(dataset.width, dataset.height, dataset.frame_count)
+            except SeedError as exc:
+                raise JobSpecError(f"track {track_id}: {exc}") from None
+        seeds_by_track[track_id] = seeds
+    return seeds_to_json(seeds_by_track)
+
+
+def enqueue_tracking_job(settings: Settings, store, spec: JobSpec) -> Enqueued:
+    """Validate spec, record the job and put it on its queue."""
+    from queues.plan import job_frames
+
+    seeds_json = validate_job_spec(settings, store, spec)
+    spec = dataclasses.replace(spec, extra={**spec.extra, "seeds": seeds_json})
+    dataset = store.get_dataset(spec.dataset_id)
+    job = store.create_job(spec, frames_total=len(job_frames(spec, dataset.frame_count)))
+    task_id = send_tracking_task(settings, job.job_id, spec.queue)
+    store.update_job(job.job_id, huey_task_id=task_id)
+    return Enqueued(job.job_id, no_worker_warning(store, spec.queue))
+
+
+def send_tracking_task(settings: Settings, job_id: int, queue: str) -> str:
+    huey = get_huey(settings, queue)
+    result = huey.sam2_tasks["track"](job_id)
+    return result.id
+
+
+def cancel_job(settings: Settings, store, job_id: int) -> str:
+    """Cancel a job: a queued one is revoked at once, a running one stops within a frame. Returns the new status."""
+    job = store.get_job(job_id)
+    if job.status in ("done", "failed", "cancelled"):
+        return job.status
+    store.request_cancel(job_id)
+    if job.status == "queued":
+        if job.huey_task_id:
+            try:
+                get_huey(settings, job.queue).revoke_by_id(job.huey_task_id)
+            except UnknownQueueError:
+                pass  # the queue was removed from the settings; the cancel flag alone stops the job
+        # The worker may claim it in between: claim_job refuses jobs with cancel requested, so this is final.
+        if store.cancel_if_queued(job_id):
+            store.update_job(job_id, finished_at=time.time())
+            return "cancelled"
+    return store.get_job(job_id).status
+
+
+def enqueue_model_download(settings: Settings, store, name: str, queue: str, force: bool = False) -> str | None:
+    """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning."""
+    if store.get_model(name) is None:
+        raise ValueError(f"unknown model {name!r}")
+    store.upsert_model_status(name, status="queued", error=None)
+    get_huey(settings, queue).sam2_tasks["download_model"](name, force)
+    return no_worker_warning(store, queue)
+
+
+def live_workers_by_queue(settings: Settings, store) -> dict[str, list]:
+    workers = store.list_workers(max_age_s=STALE_AFTER_S)
+    return {queue: [w for w in workers if w.queue == queue] for queue in settings.queue_names}
