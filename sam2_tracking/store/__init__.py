@@ -1,0 +1,61 @@
+"""Persistence: datasets, tracks, features (masks as COCO RLE), people's edits, jobs, workers, settings and models.
+
+    store = open_store(settings.store_path)
+    ...
+    store.close()
+
+No other module writes SQL. One SQLite file serves the app and any number of consumer processes (WAL, busy timeout,
+IMMEDIATE write transactions). The API is split by topic into mixins (huey-style: one short class per concern).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .annotations import AnnotationsMixin
+from .core import StoreCore
+from .exchange import ExchangeMixin
+from .jobs import JobsMixin
+from .records import (
+    DATASET_KINDS,
+    JOB_STATUSES,
+    MODEL_STATUSES,
+    CreateTrack,
+    Dataset,
+    DeleteFeature,
+    DeleteTrack,
+    Edit,
+    EditError,
+    Feature,
+    Job,
+    JobNotification,
+    ModelEntry,
+    NotFound,
+    RevisionConflict,
+    SavedRevision,
+    StoreError,
+    Track,
+    UpdateTrack,
+    UpsertKeyframe,
+    Worker,
+    spec_from_json,
+    spec_to_json,
+)
+from .schema import SCHEMA_VERSION
+
+
+class Store(AnnotationsMixin, JobsMixin, ExchangeMixin, StoreCore):
+    """The whole store API; see each mixin for its part. Thread-safe; one per process is enough."""
+
+
+def open_store(path: str | os.PathLike) -> Store:
+    """Open (creating or migrating) the store file at path."""
+    return Store(path)
+
+
+__all__ = [
+    "DATASET_KINDS", "JOB_STATUSES", "MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
+    "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "ModelEntry", "NotFound",
+    "RevisionConflict", "SavedRevision", "Store", "StoreError", "Track", "UpdateTrack", "UpsertKeyframe", "Worker",
+    "open_store", "spec_from_json", "spec_to_json",
+]

@@ -1,0 +1,316 @@
+"""Tracking jobs: their rows and progress, the batch writer that commits results, and undo.
+
+Rules write_job_batch applies to each (track, frame) result:
+- a person's keyframe keeps its box, clicks and attributes; it gains the job's mask and score (a mask the person
+  drew is never replaced);
+- a newer job's result (higher job_id) replaces an older job's, never the reverse, so a resumed old job cannot
+  clobber a newer one;
+- an absent object is recorded as a feature with present=False;
+- whatever was there before is recorded once per (job, track, frame) so undo_job can restore it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from ..masks import mask_to_box, mask_to_rle
+from ..types import FrameMask, JobSpec
+from .core import _dataset_row
+from .records import (
+    FINISHED_STATUSES,
+    JOB_STATUSES,
+    EditError,
+    Feature,
+    Job,
+    JobNotification,
+    NotFound,
+    spec_from_json,
+    spec_to_json,
+)
+from .rows import (
+    FEATURE_COLUMNS,
+    check_track_in_dataset,
+    feature_from_row,
+    feature_values,
+    get_feature_row,
+    put_feature_row,
+)
+
+_JOB_COLUMNS = (
+    "job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,"
+    " last_committed_frame_idx, committed_forward_idx, committed_backward_idx, notify_frame_idx, notify_frames_done,"
+    " notify_percent, notify_preview_jpeg, notify_preview_path, notify_at, notifications_count, error, worker,"
+    " resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at, undone_at"
+)
+
+# Columns update_job may set directly; progress counters of committed frames are owned by write_job_batch.
+_UPDATABLE = {
+    "status", "frames_total", "fps", "eta_s", "current_frame_idx", "error", "worker", "resumed_count",
+    "cancel_requested", "huey_task_id", "started_at", "finished_at", "heartbeat_at", "frames_done",
+}
+
+
+def _job_from_row(row: tuple) -> Job:
+    (job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,
+     last_committed, forward_idx, backward_idx, n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_count, error,
+     worker, resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at,
+     undone_at) = row
+    notification = None
+    if n_frame is not None:
+        notification = JobNotification(n_frame, n_done, n_percent, n_jpeg, n_path, n_at)
+    return Job(
+        job_id, dataset_id, spec_from_json(spec_json), queue, status, frames_done, frames_total, fps, eta_s,
+        current_frame_idx, last_committed, forward_idx, backward_idx, notification, n_count, error, worker,
+        resumed_count, bool(cancel_requested), huey_task_id, created_at, started_at, finished_at, heartbeat_at,
+        undone_at,
+    )
+
+
+def _load_job(conn: sqlite3.Connection, job_id: int) -> Job:
+    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"job {job_id} does not exist (its dataset may have been deleted)")
+    return _job_from_row(row)
+
+
+class JobsMixin:
+    """Job rows, progress, claiming, batch results and undo."""
+
+    def create_job(self, spec: JobSpec, frames_total: int) -> Job:
+        if not isinstance(spec, JobSpec):
+            raise TypeError(f"create_job needs a JobSpec, got {type(spec).__name__}")
+        with self._write() as conn:
+            _dataset_row(conn, spec.dataset_id)
+            for track_id in spec.track_ids:
+                check_track_in_dataset(conn, track_id, spec.dataset_id, "new job")
+            cur = conn.execute(
+                "INSERT INTO jobs (dataset_id, spec_json, queue, start_frame_idx, frames_total, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (spec.dataset_id, spec_to_json(spec), spec.queue, spec.start_frame_idx, int(frames_total), time.time()),
+            )
+            return _load_job(conn, cur.lastrowid)
+
+    def get_job(self, job_id: int) -> Job:
+        with self._read() as conn:
+            return _load_job(conn, job_id)
+
+    def list_jobs(
+        self, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int | None = 50
+    ) -> list[Job]:
+        """Newest first."""
+        where, params = [], []
+        if dataset_id is not None:
+            where.append("dataset_id = ?")
+            params.append(dataset_id)
+        if statuses is not None:
+            statuses = list(statuses)
+            unknown = set(statuses) - set(JOB_STATUSES)
+            if unknown:
+                raise ValueError(f"unknown job status(es) {sorted(unknown)}; known: {JOB_STATUSES}")
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(statuses)
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY job_id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_job_from_row(row) for row in rows]
+
+    def update_job(self, job_id: int, notification: JobNotification | None = None, **fields) -> Job:
+        """Set some of the job's columns (see _UPDATABLE). notification= records the latest progress message and
+        counts it. Moving to a finished status stamps finished_at unless given."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"update_job: unknown or read-only field(s) {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}")
+        status = fields.get("status")
+        if status is not None and status not in JOB_STATUSES:
+            raise ValueError(f"job status must be one of {JOB_STATUSES}, got {status!r}")
+        if status in FINISHED_STATUSES:
+            fields.setdefault("finished_at", time.time())
+        if "cancel_requested" in fields:
+            fields["cancel_requested"] = int(bool(fields["cancel_requested"]))
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            if fields:
+                assignments = ", ".join(f"{column} = ?" for column in fields)
+                conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id))
+            if notification is not None:
+                conn.execute(
+                    "UPDATE jobs SET notify_frame_idx = ?, notify_frames_done = ?, notify_percent = ?,"
+                    " notify_preview_jpeg = ?, notify_preview_path = ?, notify_at = ?,"
+                    " notifications_count = notifications_count + 1 WHERE job_id = ?",
+                    (notification.frame_idx, notification.frames_done, notification.percent,
+                     notification.preview_jpeg, notification.preview_path,
+                     notification.created_at if notification.created_at is not None else time.time(), job_id),
+                )
+            return _load_job(conn, job_id)
+
+    def request_cancel(self, job_id: int) -> Job:
+        """Ask a job to stop. A queued job is cancelled at once (claim_job then refuses it); a running one sees
+        cancel_requested and stops cooperatively; a finished one is left as it is."""
+        now = time.time()
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            conn.execute(
+                "UPDATE jobs SET cancel_requested = 1 WHERE job_id = ? AND status NOT IN ('done', 'failed', 'cancelled')",
+                (job_id,),
+            )
+            conn.execute(
+                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status = 'queued'",
+                (now, job_id),
+            )
+            return _load_job(conn, job_id)
+
+    def claim_job(self, job_id: int, worker: str, stale_after_s: float = 60.0) -> bool:
+        """Atomically make `worker` the job's runner. Succeeds for a queued job, a running job whose heartbeat is
+        older than stale_after_s (its worker died), or one this worker already holds; False otherwise. A job that
+        had started before counts as resumed."""
+        now = time.time()
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'running', worker = ?, heartbeat_at = ?, finished_at = NULL,"
+                " resumed_count = resumed_count + (started_at IS NOT NULL), started_at = COALESCE(started_at, ?)"
+                " WHERE job_id = ? AND undone_at IS NULL AND (status = 'queued' OR (status = 'running' AND"
+                " (worker = ? OR heartbeat_at IS NULL OR heartbeat_at < ?)))",
+                (worker, now, now, job_id, worker, now - stale_after_s),
+            )
+            return cur.rowcount == 1
+
+    def job_frames_written(self, job_id: int) -> set[int]:
+        with self._read() as conn:
+            _load_job(conn, job_id)
+            rows = conn.execute("SELECT frame_idx FROM job_frames WHERE job_id = ?", (job_id,)).fetchall()
+        return {row[0] for row in rows}
+
+    def write_job_batch(self, job_id: int, results: Sequence[FrameMask]) -> None:
+        """Commit one batch of results (all tracks of some frames, in tracking order) in one transaction, together
+        with the job's progress. Frames this job already committed are skipped, so a resumed job writes nothing
+        twice. Costs time proportional to the batch, whatever the track's length."""
+        if not results:
+            return
+        # Encode outside the transaction: other processes wait on the write lock only for the SQL itself.
+        encoded = []
+        for result in results:
+            rle = None if result.mask is None else mask_to_rle(result.mask)
+            box = result.box if result.box is not None or result.mask is None else mask_to_box(result.mask)
+            encoded.append((result, rle, box if result.present else None))
+        with self._write() as conn:
+            job = _load_job(conn, job_id)
+            if job.status != "running" or job.undone_at is not None:
+                raise EditError(
+                    f"job {job_id} is {'undone' if job.undone_at else job.status}, not running: claim it before "
+                    "writing results"
+                )
+            frames = sorted({r.frame_idx for r, _, _ in encoded})
+            done = _frames_done_among(conn, job_id, frames)
+            track_ids = set(job.spec.track_ids)
+            for result, rle, box in encoded:
+                if result.frame_idx in done:
+                    continue
+                if result.track_id not in track_ids:
+                    raise EditError(f"job {job_id}: result for track {result.track_id}, which the job does not track")
+                _write_result(conn, job_id, result, rle, box)
+            new_frames = [f for f in frames if f not in done]
+            conn.executemany(
+                "INSERT INTO job_frames (job_id, frame_idx) VALUES (?, ?)", [(job_id, f) for f in new_frames]
+            )
+            last = next((r.frame_idx for r, _, _ in reversed(encoded) if r.frame_idx not in done), None)
+            start = job.spec.start_frame_idx
+            forward = [f for f in new_frames if f >= start]
+            backward = [f for f in new_frames if f <= start]
+            conn.execute(
+                "UPDATE jobs SET frames_done = frames_done + ?, heartbeat_at = ?,"
+                " last_committed_frame_idx = COALESCE(?, last_committed_frame_idx),"
+                " committed_forward_idx = MAX(COALESCE(committed_forward_idx, ?), ?),"
+                " committed_backward_idx = MIN(COALESCE(committed_backward_idx, ?), ?) WHERE job_id = ?",
+                (len(new_frames), time.time(), last,
+                 max(forward, default=None), max(forward, default=None),
+                 min(backward, default=None), min(backward, default=None), job_id),
+            )
+
+    def undo_job(self, job_id: int) -> int:
+        """Put back, in one transaction, what was there before the job wrote; returns how many features changed.
+
+        A feature a person edited since is left alone. Where a newer job replaced this job's result, that job's undo
+        record is pointed at what this job replaced, so undoing it later does not bring this job's result back.
+        """
+        with self._write() as conn:
+            job = _load_job(conn, job_id)
+            if job.status == "running":
+                raise EditError(f"job {job_id} is still running: cancel it and wait for it to stop, then undo")
+            if job.undone_at is not None:
+                raise EditError(f"job {job_id} was already undone")
+            changes = conn.execute(
+                "SELECT track_id, frame_idx, prior FROM job_changes WHERE job_id = ?", (job_id,)
+            ).fetchall()
+            restored = 0
+            for track_id, frame_idx, prior in changes:
+                current = get_feature_row(conn, track_id, frame_idx)
+                current_job = None if current is None else current[4]
+                if current_job == job_id:
+                    if prior is None:
+                        conn.execute("DELETE FROM features WHERE track_id = ? AND frame_idx = ?", (track_id, frame_idx))
+                    else:
+                        put_feature_row(conn, tuple(json.loads(prior)))
+                    restored += 1
+                elif current_job is not None and current_job > job_id:
+                    _repoint_newer_undo(conn, current_job, track_id, frame_idx, job_id, prior)
+            conn.execute("DELETE FROM job_changes WHERE job_id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET undone_at = ? WHERE job_id = ?", (time.time(), job_id))
+            # People's views of the dataset are now stale: make their next save reload first.
+            conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
+            return restored
+
+
+def _frames_done_among(conn: sqlite3.Connection, job_id: int, frames: list[int]) -> set[int]:
+    rows = conn.execute(
+        "SELECT frame_idx FROM job_frames WHERE job_id = ? AND frame_idx BETWEEN ? AND ?",
+        (job_id, frames[0], frames[-1]),
+    ).fetchall()
+    return {row[0] for row in rows} & set(frames)
+
+
+def _write_result(conn: sqlite3.Connection, job_id: int, result: FrameMask, rle: dict | None, box) -> None:
+    existing = get_feature_row(conn, result.track_id, result.frame_idx)
+    old = None if existing is None else feature_from_row(existing)
+    if old is not None and old.keyframe:
+        if old.rle is not None and old.job_id is None:
+            return  # the person drew this mask: it stands
+        new = Feature(
+            track_id=old.track_id, frame_idx=old.frame_idx, box=old.box, rle=rle, present=old.present,
+            score=float(result.score), keyframe=True, clicks=old.clicks, attributes=old.attributes, job_id=job_id,
+        )
+    elif old is not None and old.job_id is not None and old.job_id > job_id:
+        return  # a newer job's result stands
+    else:
+        new = Feature(
+            track_id=result.track_id, frame_idx=int(result.frame_idx), box=box, rle=rle, present=bool(result.present),
+            score=float(result.score), keyframe=False, job_id=job_id,
+        )
+    conn.execute(
+        "INSERT OR IGNORE INTO job_changes (job_id, track_id, frame_idx, prior) VALUES (?, ?, ?, ?)",
+        (job_id, result.track_id, result.frame_idx, None if existing is None else json.dumps(list(existing))),
+    )
+    put_feature_row(conn, feature_values(new))
+
+
+def _repoint_newer_undo(conn, newer_job: int, track_id: int, frame_idx: int, job_id: int, prior: str | None) -> None:
+    row = conn.execute(
+        "SELECT prior FROM job_changes WHERE job_id = ? AND track_id = ? AND frame_idx = ?",
+        (newer_job, track_id, frame_idx),
+    ).fetchone()
+    if row is not None and row[0] is not None and json.loads(row[0])[4] == job_id:
+        conn.execute(
+            "UPDATE job_changes SET prior = ? WHERE job_id = ? AND track_id = ? AND frame_idx = ?",
+            (prior, newer_job, track_id, frame_idx),
+        )
+
+
+__all__ = ["JobsMixin", "FEATURE_COLUMNS"]
