@@ -42,7 +42,7 @@ from .rows import (
 _JOB_COLUMNS = (
     "job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,"
     " last_committed_frame_idx, committed_forward_idx, committed_backward_idx, notify_frame_idx, notify_frames_done,"
-    " notify_percent, notify_preview_jpeg, notify_preview_path, notify_at, notifications_count, error, worker,"
+    " notify_percent, notify_preview_jpeg, notify_preview_path, notify_at, notify_frames_total, notifications_count, error, worker,"
     " resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at, undone_at"
 )
 
@@ -50,17 +50,18 @@ _JOB_COLUMNS = (
 _UPDATABLE = {
     "status", "frames_total", "fps", "eta_s", "current_frame_idx", "error", "worker", "resumed_count",
     "cancel_requested", "huey_task_id", "started_at", "finished_at", "heartbeat_at", "frames_done",
+    "notifications_count",
 }
 
 
 def _job_from_row(row: tuple) -> Job:
     (job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,
-     last_committed, forward_idx, backward_idx, n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_count, error,
+     last_committed, forward_idx, backward_idx, n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_total, n_count, error,
      worker, resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at,
      undone_at) = row
     notification = None
     if n_frame is not None:
-        notification = JobNotification(n_frame, n_done, n_percent, n_jpeg, n_path, n_at)
+        notification = JobNotification(n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_total)
     return Job(
         job_id, dataset_id, spec_from_json(spec_json), queue, status, frames_done, frames_total, fps, eta_s,
         current_frame_idx, last_committed, forward_idx, backward_idx, notification, n_count, error, worker,
@@ -122,9 +123,10 @@ class JobsMixin:
             rows = conn.execute(sql, params).fetchall()
         return [_job_from_row(row) for row in rows]
 
-    def update_job(self, job_id: int, notification: JobNotification | None = None, **fields) -> Job:
-        """Set some of the job's columns (see _UPDATABLE). notification= records the latest progress message and
-        counts it. Moving to a finished status stamps finished_at unless given."""
+    def update_job(self, job_id: int, notification: JobNotification | dict | None = None, **fields) -> Job:
+        """Set some of the job's columns (see _UPDATABLE). notification= records the latest progress message (a
+        JobNotification, or a dict with its fields; "at" is accepted for created_at) and counts it unless
+        notifications_count is given too. Moving to a finished status stamps finished_at unless given."""
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"update_job: unknown or read-only field(s) {sorted(unknown)}; allowed: {sorted(_UPDATABLE)}")
@@ -135,49 +137,75 @@ class JobsMixin:
             fields.setdefault("finished_at", time.time())
         if "cancel_requested" in fields:
             fields["cancel_requested"] = int(bool(fields["cancel_requested"]))
+        note = _as_notification(notification)
         with self._write() as conn:
             _load_job(conn, job_id)
             if fields:
                 assignments = ", ".join(f"{column} = ?" for column in fields)
                 conn.execute(f"UPDATE jobs SET {assignments} WHERE job_id = ?", (*fields.values(), job_id))
-            if notification is not None:
+            if note is not None:
+                count = "notifications_count" if "notifications_count" in fields else "notifications_count + 1"
                 conn.execute(
                     "UPDATE jobs SET notify_frame_idx = ?, notify_frames_done = ?, notify_percent = ?,"
-                    " notify_preview_jpeg = ?, notify_preview_path = ?, notify_at = ?,"
-                    " notifications_count = notifications_count + 1 WHERE job_id = ?",
-                    (notification.frame_idx, notification.frames_done, notification.percent,
-                     notification.preview_jpeg, notification.preview_path,
-                     notification.created_at if notification.created_at is not None else time.time(), job_id),
+                    " notify_preview_jpeg = ?, notify_preview_path = ?, notify_at = ?, notify_frames_total = ?,"
+                    f" notifications_count = {count} WHERE job_id = ?",
+                    (note.frame_idx, note.frames_done, note.percent, note.preview_jpeg, note.preview_path,
+                     note.created_at if note.created_at is not None else time.time(), note.frames_total, job_id),
                 )
             return _load_job(conn, job_id)
 
     def request_cancel(self, job_id: int) -> Job:
-        """Ask a job to stop. A queued job is cancelled at once (claim_job then refuses it); a running one sees
-        cancel_requested and stops cooperatively; a finished one is left as it is."""
-        now = time.time()
+        """Flag a job to stop: a running one stops cooperatively, claim_job refuses a queued one (see also
+        cancel_if_queued). A finished job is left as it is."""
         with self._write() as conn:
             _load_job(conn, job_id)
             conn.execute(
                 "UPDATE jobs SET cancel_requested = 1 WHERE job_id = ? AND status NOT IN ('done', 'failed', 'cancelled')",
                 (job_id,),
             )
-            conn.execute(
-                "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE job_id = ? AND status = 'queued'",
-                (now, job_id),
-            )
             return _load_job(conn, job_id)
+
+    def cancel_if_queued(self, job_id: int) -> bool:
+        """Atomically queued -> cancelled; False if the job is not queued (a worker claimed it, or it ended)."""
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?"
+                " WHERE job_id = ? AND status = 'queued'",
+                (time.time(), job_id),
+            )
+            return cur.rowcount == 1
+
+    def is_cancel_requested(self, job_id: int) -> bool:
+        with self._read() as conn:
+            row = conn.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} does not exist (its dataset may have been deleted)")
+        return bool(row[0])
+
+    def requeue_job(self, job_id: int, expected_worker: str | None = None) -> bool:
+        """Atomically running -> queued (to be resumed), only if the job is still held by expected_worker (when
+        given), so two consumers that both notice a dead worker requeue the job once."""
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            cur = conn.execute(
+                "UPDATE jobs SET status = 'queued' WHERE job_id = ? AND status = 'running'"
+                " AND (? IS NULL OR worker IS ?)",
+                (job_id, expected_worker, expected_worker),
+            )
+            return cur.rowcount == 1
 
     def claim_job(self, job_id: int, worker: str, stale_after_s: float = 60.0) -> bool:
         """Atomically make `worker` the job's runner. Succeeds for a queued job, a running job whose heartbeat is
-        older than stale_after_s (its worker died), or one this worker already holds; False otherwise. A job that
-        had started before counts as resumed."""
+        older than stale_after_s (its worker died), or one this worker already holds; False otherwise, and always
+        False once a cancel was requested. A job that had started before counts as resumed."""
         now = time.time()
         with self._write() as conn:
             _load_job(conn, job_id)
             cur = conn.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, heartbeat_at = ?, finished_at = NULL,"
                 " resumed_count = resumed_count + (started_at IS NOT NULL), started_at = COALESCE(started_at, ?)"
-                " WHERE job_id = ? AND undone_at IS NULL AND (status = 'queued' OR (status = 'running' AND"
+                " WHERE job_id = ? AND undone_at IS NULL AND cancel_requested = 0 AND (status = 'queued' OR (status = 'running' AND"
                 " (worker = ? OR heartbeat_at IS NULL OR heartbeat_at < ?)))",
                 (worker, now, now, job_id, worker, now - stale_after_s),
             )
@@ -267,6 +295,18 @@ class JobsMixin:
             # People's views of the dataset are now stale: make their next save reload first.
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
             return restored
+
+
+def _as_notification(value: JobNotification | dict | None) -> JobNotification | None:
+    if value is None or isinstance(value, JobNotification):
+        return value
+    data = dict(value)
+    if "at" in data:
+        data["created_at"] = data.pop("at")
+    try:
+        return JobNotification(**data)
+    except TypeError as exc:
+        raise ValueError(f"bad job notification {sorted(data)}: {exc}") from exc
 
 
 def _frames_done_among(conn: sqlite3.Connection, job_id: int, frames: list[int]) -> set[int]:

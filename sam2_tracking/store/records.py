@@ -17,7 +17,7 @@ from ..types import Box, Click, Direction, JobSpec
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED_STATUSES = ("done", "failed", "cancelled")
-MODEL_STATUSES = ("absent", "downloading", "ready", "failed")
+MODEL_STATUSES = ("absent", "queued", "downloading", "ready", "failed", "removing")
 DATASET_KINDS = ("video", "images")
 
 
@@ -126,6 +126,7 @@ class JobNotification:
     preview_jpeg: bytes | None = None
     preview_path: str | None = None
     created_at: float | None = None
+    frames_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class Worker:
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A model in the catalogue. config: a packaged config name or a path; status: absent/downloading/ready/failed."""
+    """A model in the catalogue. config: a packaged config name or a path; status: one of MODEL_STATUSES."""
 
     name: str
     config: str
