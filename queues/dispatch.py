@@ -7,7 +7,6 @@ video's recorded size, and the work itself happens in a consumer.
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 from queues.backends import UnknownQueueError, get_huey
@@ -35,17 +34,18 @@ def no_worker_warning(store, queue: str) -> str | None:
 
 def validate_job_spec(settings: Settings, store, spec: JobSpec) -> dict:
     """Check every part of spec; return the seeds snapshot (JSON) to store with the job. Raises JobSpecError."""
-    from sam2_tracking.store import NotFoundError
+    from sam2_tracking.store import NotFound
 
     if spec.queue not in settings.queue_names:
         raise JobSpecError(f"unknown queue {spec.queue!r}: this server offers {', '.join(settings.queue_names)}")
     try:
         dataset = store.get_dataset(spec.dataset_id)
-    except NotFoundError:
+    except NotFound:
         raise JobSpecError(f"unknown dataset {spec.dataset_id}") from None
-    model = store.get_model(spec.model_name)
-    if model is None:
-        raise JobSpecError(f"unknown model {spec.model_name!r}: an admin adds models in the Admin tab")
+    try:
+        model = store.get_model(spec.model_name)
+    except NotFound:
+        raise JobSpecError(f"unknown model {spec.model_name!r}: an admin adds models in the Admin tab") from None
     if model.status != "ready":
         raise JobSpecError(f"model {spec.model_name!r} is not downloaded (status: {model.status}); ask an admin")
     if not (0 <= spec.start_frame_idx < dataset.frame_count):
@@ -56,7 +56,7 @@ def validate_job_spec(settings: Settings, store, spec: JobSpec) -> dict:
     for track_id in spec.track_ids:
         try:
             track = store.get_track(track_id)
-        except NotFoundError:
+        except NotFound:
             raise JobSpecError(f"unknown track {track_id}") from None
         if track.dataset_id != spec.dataset_id:
             raise JobSpecError(f"track {track_id} belongs to dataset {track.dataset_id}, not {spec.dataset_id}")
@@ -95,29 +95,24 @@ def send_tracking_task(settings: Settings, job_id: int, queue: str) -> str:
 
 
 def cancel_job(settings: Settings, store, job_id: int) -> str:
-    """Cancel a job: a queued one is revoked at once, a running one stops within a frame. Returns the new status."""
+    """Cancel a job: a queued one is cancelled and revoked at once, a running one stops within a frame and keeps
+    its committed batches. Returns the job's status after the request."""
     job = store.get_job(job_id)
-    if job.status in ("done", "failed", "cancelled"):
+    if job.finished:
         return job.status
     store.request_cancel(job_id)
-    if job.status == "queued":
-        if job.huey_task_id:
-            try:
-                get_huey(settings, job.queue).revoke_by_id(job.huey_task_id)
-            except UnknownQueueError:
-                pass  # the queue was removed from the settings; the cancel flag alone stops the job
-        # The worker may claim it in between: claim_job refuses jobs with cancel requested, so this is final.
-        if store.cancel_if_queued(job_id):
-            store.update_job(job_id, finished_at=time.time())
-            return "cancelled"
+    if store.cancel_if_queued(job_id) and job.huey_task_id:
+        try:
+            get_huey(settings, job.queue).revoke_by_id(job.huey_task_id)
+        except UnknownQueueError:
+            pass  # the queue left the settings; the cancelled status alone keeps workers off the job
     return store.get_job(job_id).status
 
 
 def enqueue_model_download(settings: Settings, store, name: str, queue: str, force: bool = False) -> str | None:
     """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning."""
-    if store.get_model(name) is None:
-        raise ValueError(f"unknown model {name!r}")
-    store.upsert_model_status(name, status="queued", error=None)
+    store.get_model(name)  # raises NotFound for a name the catalogue does not list
+    store.update_model(name, status="queued", progress_bytes=0, total_bytes=None, error=None)
     get_huey(settings, queue).sam2_tasks["download_model"](name, force)
     return no_worker_warning(store, queue)
 
@@ -125,3 +120,13 @@ def enqueue_model_download(settings: Settings, store, name: str, queue: str, for
 def live_workers_by_queue(settings: Settings, store) -> dict[str, list]:
     workers = store.list_workers(max_age_s=STALE_AFTER_S)
     return {queue: [w for w in workers if w.queue == queue] for queue in settings.queue_names}
+
+
+def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> str | None:
+    """Ask a consumer of `queue` to delete model `name` from its model store (the store it downloads into)."""
+    record = store.get_model(name)
+    if any(job.spec.model_name == name for job in store.list_jobs(statuses=["queued", "running"], limit=1000)):
+        raise ValueError(f"model {name!r} is used by a queued or running job: cancel it or wait, then remove")
+    store.update_model(name, status="removing" if record.status != "absent" else record.status)
+    get_huey(settings, queue).sam2_tasks["remove_model"](name)
+    return no_worker_warning(store, queue)

@@ -93,7 +93,6 @@ class _JobRun:
         self.frames_total = len(all_frames)
         self.frames_done = len([idx for idx in all_frames if idx in committed])
         self.frames_at_start = self.frames_done
-        self.notifications = self.job.notifications_count
         legs = plan_legs(self.spec, dataset.frame_count, committed)
         model_path = self.settings.model_dir / self.spec.model_name
         predictor = load_predictor(model_path, device=model_device(self.worker.device))
@@ -147,25 +146,25 @@ class _JobRun:
             self._after_commit(fresh, new_frames)
 
     def _after_commit(self, results: list[FrameMask], new_frames: list[int]) -> None:
-        notify_frame = None
+        from sam2_tracking.store import JobNotification
+
+        fields = {"current_frame_idx": new_frames[-1], "heartbeat_at": time.time()}
         for frame_idx in new_frames:
             self.frames_done += 1
             if is_notification_frame(self.frames_done, self.frames_total, self.spec.notify_percent):
-                self.notifications += 1
-                notify_frame = (frame_idx, self.frames_done)
-        fields = {"frames_done": self.frames_done, "current_frame_idx": new_frames[-1]}
+                fields["frames_done"] = self.frames_done
+                fields.update(self._rate_fields())
+                # One store write per notification, so every notification is counted even within one batch.
+                self.store.update_job(self.job.job_id, notification=JobNotification(
+                    frame_idx=frame_idx,
+                    frames_done=self.frames_done,
+                    percent=round(100.0 * self.frames_done / self.frames_total, 1),
+                    frames_total=self.frames_total,
+                    preview_jpeg=self._preview([r for r in results if r.frame_idx == frame_idx], frame_idx),
+                    created_at=time.time(),
+                ), **fields)
+        fields["frames_done"] = self.frames_done
         fields.update(self._rate_fields())
-        if notify_frame is not None:
-            frame_idx, done = notify_frame
-            fields["notifications_count"] = self.notifications
-            fields["notification"] = {
-                "frame_idx": frame_idx,
-                "frames_done": done,
-                "frames_total": self.frames_total,
-                "percent": round(100.0 * done / self.frames_total, 1),
-                "preview_jpeg": self._preview([r for r in results if r.frame_idx == frame_idx], frame_idx),
-                "at": time.time(),
-            }
         self.store.update_job(self.job.job_id, **fields)
         self.last_progress_write = time.monotonic()
 
@@ -181,7 +180,8 @@ class _JobRun:
         now = time.monotonic()
         if now - self.last_progress_write >= PROGRESS_WRITE_INTERVAL_S:
             self.last_progress_write = now
-            self.store.update_job(self.job.job_id, current_frame_idx=progress.frame_idx, fps=round(progress.fps, 3))
+            self.store.update_job(self.job.job_id, current_frame_idx=progress.frame_idx, fps=round(progress.fps, 3),
+                                  heartbeat_at=time.time())
 
     def _should_cancel(self) -> bool:
         return self.store.is_cancel_requested(self.job.job_id)

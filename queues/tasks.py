@@ -30,7 +30,11 @@ def register_tasks(huey: Huey, settings: Settings) -> None:
     def download_model(name: str, force: bool = False) -> str:
         return run_model_download(settings, name, force)
 
-    huey.sam2_tasks = {"track": track, "download_model": download_model}
+    @huey.task(name="remove_model")
+    def remove_model(name: str) -> str:
+        return run_model_removal(settings, name)
+
+    huey.sam2_tasks = {"track": track, "download_model": download_model, "remove_model": remove_model}
 
 
 def run_model_download(settings: Settings, name: str, force: bool = False) -> str:
@@ -39,9 +43,7 @@ def run_model_download(settings: Settings, name: str, force: bool = False) -> st
     from sam2_tracking.models import ModelEntry, download_model
 
     store = get_store(settings)
-    record = store.get_model(name)
-    if record is None:
-        raise ValueError(f"model {name!r} was removed before its download started")
+    record = store.get_model(name)  # NotFound if an admin removed it while the download waited in the queue
     entry = ModelEntry(
         name=record.name,
         config=record.config,
@@ -56,20 +58,36 @@ def run_model_download(settings: Settings, name: str, force: bool = False) -> st
         now = time.monotonic()
         if now - last_write[0] >= 0.5 or (total is not None and done >= total):
             last_write[0] = now
-            store.upsert_model_status(name, status="downloading", progress_bytes=done, total_bytes=total)
+            store.update_model(name, status="downloading", progress_bytes=done, total_bytes=total)
 
-    store.upsert_model_status(name, status="downloading", progress_bytes=0, error=None)
+    store.update_model(name, status="downloading", progress_bytes=0, error=None)
     try:
         path = download_model(entry, settings.model_dir, force=force, on_progress=on_progress)
     except Exception as exc:
-        store.upsert_model_status(name, status="failed", error=str(exc))
+        store.update_model(name, status="failed", error=str(exc))
         raise
     from sam2_tracking.models import model_status
 
     manifest = model_status(settings.model_dir, name) or {}
-    store.upsert_model_status(
+    store.update_model(
         name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
         progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"), error=None,
     )
     log.info("model %s ready in %s", name, path)
     return "ready"
+
+
+def run_model_removal(settings: Settings, name: str) -> str:
+    """Delete model `name` from this worker's model store; a default model goes back to 'absent' in the catalogue,
+    a custom one leaves it."""
+    from queues.runner import get_store
+    from sam2_tracking.models import remove_model
+
+    store = get_store(settings)
+    record = store.get_model(name)
+    remove_model(settings.model_dir, name)
+    if record.is_default:
+        store.update_model(name, status="absent", progress_bytes=None, total_bytes=None, error=None)
+    else:
+        store.delete_model(name)
+    return "removed"

@@ -84,7 +84,7 @@ def draw_overlay(
     """Return a copy of an RGB uint8 frame with each (track_id, mask, box) filled, outlined and boxed in its colour."""
     out = frame.astype(np.float32, copy=True)
     outline_pixels = []
-    for track_id, mask, box in masks:
+    for track_id, mask, _box in masks:
         colour = np.array(track_colour(track_id), dtype=np.float32)
         if mask is not None:
             out[mask] = out[mask] * (1.0 - alpha) + colour * alpha

@@ -42,7 +42,9 @@ class Settings:
     queue_url: "" (SQLite file data_dir/queues.db) or "redis://host:port/db" for consumers on other machines.
     queue_names: the Huey queues the app offers; annotators pick one per job.
     embedded_consumers: queues that app.py serves with a consumer inside its own process (laptop trial / Space).
-    admin_user / admin_password: login for the Admin tab; an empty password means no login (local trial only).
+    admin_user / admin_password: login for the Admin tab; an empty password means no login at all and everyone
+        may use the Admin tab (the local trial; the app then listens on 127.0.0.1 only by default).
+    annotators: extra (user, password) logins that may annotate but not administer; used only with a password set.
     """
 
     data_dir: Path
@@ -52,6 +54,7 @@ class Settings:
     embedded_consumers: tuple[str, ...] = ("cpu",)
     admin_user: str = "admin"
     admin_password: str = ""
+    annotators: tuple[tuple[str, str], ...] = ()
     host: str = "127.0.0.1"
     port: int = 7860
     sample_video: bool = True
@@ -84,6 +87,16 @@ class Settings:
         return bool(self.admin_password)
 
 
+def _env_accounts(name: str) -> tuple[tuple[str, str], ...]:
+    accounts = []
+    for item in _env_list(name, ""):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"{ENV_PREFIX}{name} must be a comma-separated list of user:password, got {item!r}")
+        accounts.append((user, password))
+    return tuple(accounts)
+
+
 def load_settings() -> Settings:
     """Read settings from the environment; raises ValueError naming the variable at fault."""
     data_dir = Path(_env("DATA_DIR", "data")).expanduser().resolve()
@@ -101,6 +114,7 @@ def load_settings() -> Settings:
         embedded_consumers=_env_list("EMBED_CONSUMERS", "cpu"),
         admin_user=_env("ADMIN_USER", "admin"),
         admin_password=_env("ADMIN_PASSWORD", ""),
+        annotators=_env_accounts("ANNOTATORS"),
         host=_env("HOST", "127.0.0.1"),
         port=port,
         sample_video=_env_bool("SAMPLE_VIDEO", True),

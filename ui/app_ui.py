@@ -1,0 +1,31 @@
+"""Builds the Gradio Blocks app (Admin and Annotate tabs) and the options it is launched with."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from sam2_tracking.settings import Settings
+from ui.admin import build_admin_tab
+from ui.annotate_layout import build_annotate_tab
+from ui.auth import check_login
+
+TITLE = "SAM2 mask tracking"
+
+
+def build_ui(settings: Settings, store) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"## {TITLE}")
+        with gr.Tabs():
+            with gr.Tab("Annotate", id="annotate"):
+                build_annotate_tab(settings, store)
+            with gr.Tab("Admin", id="admin"):
+                build_admin_tab(settings, store)
+    return demo
+
+
+def launch_options(settings: Settings) -> dict:
+    options = {"server_name": settings.host, "server_port": settings.port, "show_error": True}
+    if settings.admin_auth_enabled:
+        options["auth"] = lambda username, password: check_login(settings, username, password)
+        options["auth_message"] = "Log in with your annotator account, or the admin account for the Admin tab."
+    return options

@@ -1,0 +1,77 @@
+"""Formatting store records as table rows and short texts for the UI."""
+
+from __future__ import annotations
+
+import time
+
+
+def format_bytes(value: int | None) -> str:
+    if value is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return ""
+
+
+def format_age(timestamp: float | None) -> str:
+    if not timestamp:
+        return ""
+    age = max(0.0, time.time() - timestamp)
+    return f"{age:.0f} s ago" if age < 120 else f"{age / 60:.0f} min ago"
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def models_rows(models) -> list[list]:
+    rows = []
+    for model in models:
+        progress = ""
+        if model.status in ("downloading", "queued") and model.progress_bytes is not None:
+            progress = format_bytes(model.progress_bytes)
+            if model.total_bytes:
+                progress += f" of {format_bytes(model.total_bytes)} ({100 * model.progress_bytes / model.total_bytes:.0f}%)"
+        rows.append([model.name, "default" if model.is_default else "custom", model.status, format_bytes(model.size),
+                     progress, model.error or ""])
+    return rows
+
+
+def workers_rows(workers) -> list[list]:
+    return [[w.queue, w.worker_id, w.device, w.current_job_id or "", format_age(w.heartbeat_at)] for w in workers]
+
+
+def job_message(job) -> str:
+    if job.status == "failed":
+        return job.error or "failed"
+    if job.resumed_count:
+        return f"resumed {job.resumed_count}x after a worker stopped"
+    return ""
+
+
+def jobs_rows(jobs, dataset_names: dict[int, str]) -> list[list]:
+    return [
+        [job.job_id, dataset_names.get(job.dataset_id, job.dataset_id), ", ".join(map(str, job.spec.track_ids)),
+         job.queue, job.status, f"{job.frames_done}/{job.frames_total}", f"{job.fps or 0:.1f}",
+         format_eta(job.eta_s) if job.status == "running" else "", job.worker or "", job_message(job)]
+        for job in jobs
+    ]
+
+
+def job_summary(job) -> str:
+    """One line for the Annotate tab's progress box."""
+    text = f"Job {job.job_id}: {job.status}, {job.frames_done}/{job.frames_total} frames ({job.percent:.0f}%)"
+    if job.status == "running":
+        if job.fps:
+            text += f", {job.fps:.1f} frames/s"
+        if job.eta_s is not None:
+            text += f", about {format_eta(job.eta_s)} left"
+        if job.current_frame_idx is not None:
+            text += f", at frame {job.current_frame_idx}"
+    message = job_message(job)
+    return text + (f". {message}" if message else ".")
