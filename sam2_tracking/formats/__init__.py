@@ -1,0 +1,13 @@
+"""Annotation formats: pure converters (x_to_y) and separate readers/writers (load_*/write_*).
+
+DIVE JSON v2 (dive), the DIVE mask zip (maskzip), COCO with track ids (coco), VIAME CSV (viame, export only) and
+an overlay video (overlay, export only). Every converter works on formats.model.AnnotationSet.
+"""
+
+from .files import EXPORT_FORMATS, IMPORT_FORMATS, detect_format, load_annotations, write_annotations
+from .model import AnnotationSet, FormatError, TrackData
+
+__all__ = [
+    "EXPORT_FORMATS", "IMPORT_FORMATS", "AnnotationSet", "FormatError", "TrackData", "detect_format",
+    "load_annotations", "write_annotations",
+]

@@ -1,0 +1,86 @@
+"""Reading and writing annotation files by format name, for the CLI, the UI's import/export and the benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .model import AnnotationSet, FormatError
+
+EXPORT_FORMATS = ("coco", "dive", "maskzip", "viame", "mp4")
+IMPORT_FORMATS = ("coco", "dive", "maskzip")
+EXTENSIONS = {"coco": ".json", "dive": ".json", "maskzip": ".zip", "viame": ".csv", "mp4": ".mp4"}
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Which importable format a file is: a zip is a mask zip; JSON with 'annotations' COCO, with 'tracks' DIVE."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path} does not exist or is not a file")
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"PK"):
+        return "maskzip"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{path} is neither a zip nor JSON ({exc}): cannot tell its format") from exc
+    if isinstance(data, dict) and "annotations" in data and "images" in data:
+        return "coco"
+    if isinstance(data, dict) and "tracks" in data:
+        return "dive"
+    raise FormatError(f"{path} is JSON but neither COCO (images/annotations) nor DIVE (tracks)")
+
+
+def load_annotations(path: str | os.PathLike, fmt: str | None = None) -> AnnotationSet:
+    fmt = fmt or detect_format(path)
+    if fmt == "coco":
+        from .coco import load_coco
+
+        return load_coco(path)
+    if fmt == "dive":
+        from .dive import load_dive_json
+
+        return load_dive_json(path)
+    if fmt == "maskzip":
+        from .maskzip import load_mask_zip
+
+        return load_mask_zip(path)
+    raise FormatError(f"cannot import {fmt!r} files; importable formats: {', '.join(IMPORT_FORMATS)}")
+
+
+def write_annotations(
+    annotations: AnnotationSet,
+    path: str | os.PathLike,
+    fmt: str,
+    frames: Iterable[tuple[int, np.ndarray]] | None = None,
+    video_name: str | None = None,
+) -> Path:
+    """Write in any export format; mp4 also needs the video's frames as (frame_idx, RGB frame)."""
+    if fmt == "coco":
+        from .coco import write_coco
+
+        return write_coco(annotations, path, video_name)
+    if fmt == "dive":
+        from .dive import write_dive_json
+
+        return write_dive_json(annotations, path)
+    if fmt == "maskzip":
+        from .maskzip import write_mask_zip
+
+        return write_mask_zip(annotations, path)
+    if fmt == "viame":
+        from .viame import write_viame_csv
+
+        return write_viame_csv(annotations, path, video_name)
+    if fmt == "mp4":
+        if frames is None:
+            raise FormatError("the overlay video needs the video's frames: give the video file")
+        from .overlay import write_overlay_video
+
+        return write_overlay_video(annotations, frames, path, annotations.fps or 30.0)
+    raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
