@@ -159,20 +159,32 @@ def build_admin_tab(settings: Settings, store) -> None:
 
     refresh_outputs = [models_table, workers_table, jobs_table, status_line, model_choice]
     timer.tick(refresh, outputs=refresh_outputs, show_progress="hidden", api_name=False)
-    gr.on([sam2_toggle.change], lambda enabled, request: (set_sam2_enabled(settings, store, enabled, request),
-                                                          bool(store.get_setting(TRACKING_ENABLED, False))),
-          inputs=[sam2_toggle], outputs=[admin_message, tracking_toggle], api_name="admin_set_sam2")
-    tracking_toggle.input(lambda enabled, request: set_tracking_enabled(settings, store, enabled, request),
-                          inputs=[tracking_toggle], outputs=[admin_message], api_name="admin_set_tracking")
-    queue_choice.input(lambda queue, request: set_model_queue(settings, store, queue, request),
-                       inputs=[queue_choice], outputs=[admin_message], api_name="admin_set_model_queue")
-    download_button.click(lambda name, request: download_model(settings, store, name, False, request),
-                          inputs=[model_choice], outputs=[admin_message], api_name="admin_download_model")
-    redownload_button.click(lambda name, request: download_model(settings, store, name, True, request),
-                            inputs=[model_choice], outputs=[admin_message], api_name="admin_redownload_model")
-    remove_button.click(lambda name, request: remove_model(settings, store, name, request),
-                        inputs=[model_choice], outputs=[admin_message], api_name="admin_remove_model")
-    add_button.click(lambda n, c, u, request: add_custom_model(settings, store, n, c, u, request),
-                     inputs=[custom_name, custom_config, custom_url], outputs=[admin_message],
-                     api_name="admin_add_model")
+    # Gradio passes gr.Request only to parameters annotated with it, hence named functions, not lambdas.
+    def on_sam2(enabled: bool, request: gr.Request):
+        return set_sam2_enabled(settings, store, enabled, request), bool(store.get_setting(TRACKING_ENABLED, False))
 
+    def on_tracking(enabled: bool, request: gr.Request):
+        return set_tracking_enabled(settings, store, enabled, request)
+
+    def on_queue(queue: str, request: gr.Request):
+        return set_model_queue(settings, store, queue, request)
+
+    def on_download(name: str, request: gr.Request):
+        return download_model(settings, store, name, False, request)
+
+    def on_redownload(name: str, request: gr.Request):
+        return download_model(settings, store, name, True, request)
+
+    def on_remove(name: str, request: gr.Request):
+        return remove_model(settings, store, name, request)
+
+    def on_add(name: str, config: str, url: str, request: gr.Request):
+        return add_custom_model(settings, store, name, config, url, request)
+
+    sam2_toggle.input(on_sam2, [sam2_toggle], [admin_message, tracking_toggle], api_name="admin_set_sam2")
+    tracking_toggle.input(on_tracking, [tracking_toggle], [admin_message], api_name="admin_set_tracking")
+    queue_choice.input(on_queue, [queue_choice], [admin_message], api_name="admin_set_model_queue")
+    download_button.click(on_download, [model_choice], [admin_message], api_name="admin_download_model")
+    redownload_button.click(on_redownload, [model_choice], [admin_message], api_name="admin_redownload_model")
+    remove_button.click(on_remove, [model_choice], [admin_message], api_name="admin_remove_model")
+    add_button.click(on_add, [custom_name, custom_config, custom_url], [admin_message], api_name="admin_add_model")

@@ -9,12 +9,12 @@ from ui import annotate_state as st
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
 
 
-def build_annotate_tab(settings: Settings, store) -> AnnotateHandlers:
+def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHandlers:
     h = AnnotateHandlers(settings, store)
     state = gr.State(st.new_state())
     with gr.Row():
         dataset_choice = gr.Dropdown(h.dataset_choices(), label="Video", scale=3)
-        upload = gr.File(label="Add a video (mp4, mov, avi, mkv, webm) or a zip of frames", scale=2,
+        upload = gr.File(label="Add a video (mp4, mov, avi, mkv, webm) or a zip of frames", scale=2, height=120,
                          file_types=[".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip"])
     with gr.Row():
         with gr.Column(scale=3):
@@ -112,4 +112,13 @@ def build_annotate_tab(settings: Settings, store) -> AnnotateHandlers:
 
     timer.tick(poll, [state], [job_text, job_preview, tracking_group, model_choice], show_progress="hidden",
                api_name=False)
+
+    def on_load(s):
+        # Open the first video (the sample clip on a fresh install) so a new user sees a frame at once.
+        choices = h.dataset_choices()
+        if s["dataset_id"] is None and choices:
+            s = h.open_dataset(s, choices[0][1])
+        return (*view(s), gr.update(choices=choices, value=s["dataset_id"]))
+
+    demo.load(on_load, [state], [*view_outputs, dataset_choice], api_name=False)
     return h

@@ -17,7 +17,7 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
         gr.Markdown(f"## {TITLE}")
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
-                build_annotate_tab(settings, store)
+                build_annotate_tab(demo, settings, store)
             with gr.Tab("Admin", id="admin"):
                 build_admin_tab(settings, store)
     return demo
