@@ -49,7 +49,7 @@ class ModelError(ValueError):
     """A model cannot be downloaded or loaded; the message says what was wrong."""
 
 
-class DownloadCancelled(ModelError):
+class DownloadCancelled(ModelError):  # noqa: N818 - reads like TrackingCancelled
     """should_cancel() asked download_model to stop; the partial file is kept for a later resume."""
 
 
@@ -209,11 +209,10 @@ def _check_target(key_path: str, target: Any) -> None:
 
 def _builtin_config_text(config_name: str) -> str:
     """The resolved text of a config shipped in the sam2 package."""
+    import sam2  # noqa: F401  (registers the package's config search path with hydra)
     from hydra import compose
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
-
-    import sam2  # noqa: F401  (registers the package's config search path with hydra)
 
     try:
         cfg = compose(config_name=config_name)
@@ -493,10 +492,14 @@ def _build_model(config_path: Path, checkpoint_path: Path, device: str) -> Any:
     try:
         checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise ModelError(
-            f"refusing checkpoint {checkpoint_path.name}: it holds Python objects other than tensors, which could "
-            f"run code when loaded (torch.load weights_only=True said: {str(exc).splitlines()[0]})"
-        ) from exc
+        # torch words this "Unsupported global: ..." or "unsupported GLOBAL ... is blocked" depending on the object.
+        globals_found = [ln.strip() for ln in str(exc).splitlines() if "unsupported global" in ln.lower()]
+        if globals_found:
+            raise ModelError(
+                f"refusing checkpoint {checkpoint_path.name}: it holds Python objects other than tensors, which "
+                f"could run code when loaded ({globals_found[0]})"
+            ) from exc
+        raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file") from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file: {exc}") from exc
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
