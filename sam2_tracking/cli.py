@@ -1,0 +1,189 @@
+"""Command line for headless use and scripting, running the same code as the app:
+
+    python -m sam2_tracking track VIDEO --frame F --box X1,Y1,X2,Y2 [--mask PNG] [--frames N] [--direction D]
+        [--batch-size B] --model NAME_OR_DIR --out PATH --format coco|dive|maskzip|viame|mp4
+    python -m sam2_tracking convert IN OUT --format coco|dive|maskzip|viame|mp4 [--video VIDEO]
+
+`track` records the seed and the results in a store (a temporary one unless --store is given) through the same
+job and batch-writing code the queue consumers use, then exports from that store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .formats.files import EXPORT_FORMATS, IMPORT_FORMATS
+
+PROG = "python -m sam2_tracking"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Track object masks through video with SAM2.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    track = commands.add_parser("track", help="track one object from a box (or mask) and write the result")
+    track.add_argument("video", help="video file, or folder / .zip of frames")
+    track.add_argument("--frame", type=int, required=True, help="frame index of the seed (0-based)")
+    track.add_argument("--box", required=True, help="seed box X1,Y1,X2,Y2 in pixels (left, top, right, bottom)")
+    track.add_argument("--mask", help="seed mask PNG at video size (alpha or grey > 127 is the object); used "
+                                      "instead of the box as the prompt")
+    track.add_argument("--frames", type=int, help="frames to track per direction, the seed frame included "
+                                                  "(default: to the end of the video)")
+    track.add_argument("--direction", choices=["forward", "backward", "both"], default="forward")
+    track.add_argument("--batch-size", type=int, default=100, help="frames per committed batch (10, 100, 300, 500, 1000)")
+    track.add_argument("--model", required=True, help="model folder (config.yaml + checkpoint.pt) or the name of a "
+                                                      "downloaded model in SAM2T_MODEL_DIR")
+    track.add_argument("--label", default="object", help="the track's label (default: object)")
+    track.add_argument("--out", required=True, help="output file")
+    track.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    track.add_argument("--store", help="store file to keep the results in (default: a temporary one)")
+    track.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    track.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    convert = commands.add_parser("convert", help="convert annotations between formats")
+    convert.add_argument("input", help=f"annotation file ({', '.join(IMPORT_FORMATS)}; detected from the content)")
+    convert.add_argument("output")
+    convert.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    convert.add_argument("--from", dest="from_format", choices=IMPORT_FORMATS, help="input format if not detected")
+    convert.add_argument("--video", help="the annotated video: gives the frame size and count (needed for COCO "
+                                         "from DIVE JSON without masks, and for mp4)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .formats.model import FormatError
+    from .store.records import StoreError
+    from .types import SeedError
+
+    try:
+        if args.command == "track":
+            out = run_track(args)
+        else:
+            out = run_convert(args)
+    except (FormatError, StoreError, SeedError, ValueError, OSError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def parse_box(text: str):
+    from .types import Box
+
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise ValueError(f"--box must be four numbers X1,Y1,X2,Y2, got {text!r}")
+    return Box(*values)
+
+
+def resolve_model_dir(name_or_dir: str) -> Path:
+    path = Path(name_or_dir).expanduser()
+    if path.is_dir():
+        return path
+    from .settings import load_settings
+
+    model_dir = load_settings().model_dir
+    candidate = model_dir / name_or_dir
+    if candidate.is_dir():
+        return candidate
+    raise ValueError(
+        f"--model {name_or_dir!r} is neither a folder nor a downloaded model in {model_dir}: give the folder holding "
+        "config.yaml and checkpoint.pt (python -m sam2_tracking.testmodel writes one), or download the model first"
+    )
+
+
+def frames_to_track(direction: str, start: int, num_frames: int | None, frame_count: int) -> int:
+    forward = frame_count - start if num_frames is None else min(num_frames, frame_count - start)
+    backward = start + 1 if num_frames is None else min(num_frames, start + 1)
+    if direction == "forward":
+        return forward
+    if direction == "backward":
+        return backward
+    return forward + backward - 1  # the start frame is reported once
+
+
+def run_track(args: argparse.Namespace) -> Path:
+    from tqdm import tqdm
+
+    from .formats.files import write_annotations
+    from .formats.maskzip import png_to_mask
+    from .models import load_predictor
+    from .store import UpsertKeyframe, open_store
+    from .tracker import track_objects
+    from .types import Direction, JobSpec, ObjectSeeds
+    from .video import open_video
+
+    box = parse_box(args.box)
+    model_dir = resolve_model_dir(args.model)
+    mask = png_to_mask(Path(args.mask).read_bytes(), args.mask) if args.mask else None
+    with tempfile.TemporaryDirectory(prefix="sam2t-cli-") as tmp, open_video(args.video) as frames:
+        store = open_store(args.store or Path(tmp) / "store.db")
+        try:
+            if not (0 <= args.frame < frames.frame_count):
+                raise ValueError(f"--frame {args.frame} is outside the video (frames 0 to {frames.frame_count - 1})")
+            box.check_inside(frames.width, frames.height)
+            video_path = str(Path(args.video).resolve())
+            dataset = store.add_dataset(Path(args.video).stem, video_path, getattr(frames.info, "kind", "video"),
+                                        frames.frame_count, frames.fps, frames.width, frames.height)
+            track = store.create_track(dataset.dataset_id, args.label)
+            store.save_edits(dataset.dataset_id, dataset.revision,
+                             [UpsertKeyframe(track.track_id, args.frame, box=box, mask=mask)])
+            spec = JobSpec(dataset.dataset_id, (track.track_id,), args.frame, model_name=str(model_dir), queue="cli",
+                           num_frames=args.frames, direction=Direction(args.direction), batch_size=args.batch_size)
+            total = frames_to_track(args.direction, args.frame, args.frames, frames.frame_count)
+            job = store.create_job(spec, total)
+            if not store.claim_job(job.job_id, f"cli-{os.getpid()}"):
+                raise RuntimeError(f"could not claim job {job.job_id} in {store.path}")
+            objects = [ObjectSeeds(track.track_id, tuple(store.keyframe_seeds(track.track_id)))]
+            predictor = load_predictor(model_dir, device=args.device)
+            with tqdm(total=total, unit="frame", desc="tracking", disable=args.quiet) as bar:
+                batches = track_objects(
+                    predictor, frames, objects, start_frame_idx=args.frame, num_frames=args.frames,
+                    direction=spec.direction, batch_size=spec.batch_size, on_progress=lambda _p: bar.update(1),
+                )
+                for batch in batches:
+                    store.write_job_batch(job.job_id, batch)
+            store.update_job(job.job_id, status="done")
+            annotations = store.export_annotations(dataset.dataset_id)
+            video_frames = None
+            if args.format == "mp4":
+                done = store.job_frames_written(job.job_id)
+                video_frames = frames.iter_frames(min(done), max(done) + 1)
+            return write_annotations(annotations, args.out, args.format, frames=video_frames,
+                                     video_name=dataset.name)
+        finally:
+            store.close()
+
+
+def run_convert(args: argparse.Namespace) -> Path:
+    from dataclasses import replace
+
+    from .formats.files import load_annotations, write_annotations
+    from .formats.model import FormatError
+
+    annotations = load_annotations(args.input, args.from_format)
+    if args.video is None:
+        if args.format == "mp4":
+            raise FormatError("--format mp4 draws on the video's frames: give --video VIDEO")
+        return write_annotations(annotations, args.output, args.format)
+    from .video import open_video
+
+    with open_video(args.video) as frames:
+        if annotations.width and (annotations.width, annotations.height) != (frames.width, frames.height):
+            raise FormatError(
+                f"{args.input} is for a {annotations.width}x{annotations.height} video, {args.video} is "
+                f"{frames.width}x{frames.height}"
+            )
+        annotations = replace(annotations, width=frames.width, height=frames.height,
+                              frame_count=frames.frame_count, fps=frames.fps, name=Path(args.video).stem)
+        video_frames = frames.iter_frames() if args.format == "mp4" else None
+        return write_annotations(annotations, args.output, args.format, frames=video_frames)
