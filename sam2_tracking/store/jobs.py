@@ -251,16 +251,14 @@ class JobsMixin:
             )
             last = next((r.frame_idx for r, _, _ in reversed(encoded) if r.frame_idx not in done), None)
             start = job.spec.start_frame_idx
-            forward = [f for f in new_frames if f >= start]
-            backward = [f for f in new_frames if f <= start]
+            # Per-direction high-water marks: what a resumed job needs to know where each pass got to.
+            forward = [f for f in new_frames if f >= start] + _known(job.committed_forward_idx)
+            backward = [f for f in new_frames if f <= start] + _known(job.committed_backward_idx)
             conn.execute(
                 "UPDATE jobs SET frames_done = frames_done + ?, heartbeat_at = ?,"
                 " last_committed_frame_idx = COALESCE(?, last_committed_frame_idx),"
-                " committed_forward_idx = MAX(COALESCE(committed_forward_idx, ?), ?),"
-                " committed_backward_idx = MIN(COALESCE(committed_backward_idx, ?), ?) WHERE job_id = ?",
-                (len(new_frames), time.time(), last,
-                 max(forward, default=None), max(forward, default=None),
-                 min(backward, default=None), min(backward, default=None), job_id),
+                " committed_forward_idx = ?, committed_backward_idx = ? WHERE job_id = ?",
+                (len(new_frames), time.time(), last, max(forward, default=None), min(backward, default=None), job_id),
             )
 
     def undo_job(self, job_id: int) -> int:
@@ -295,6 +293,10 @@ class JobsMixin:
             # People's views of the dataset are now stale: make their next save reload first.
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
             return restored
+
+
+def _known(value: int | None) -> list[int]:
+    return [] if value is None else [value]
 
 
 def _as_notification(value: JobNotification | dict | None) -> JobNotification | None:

@@ -1,0 +1,358 @@
+"""The store on real SQLite files: datasets, edits and revisions, keyframe rules, job batches, undo, workers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+
+import numpy as np
+import pytest
+
+from sam2_tracking.store import (
+    SCHEMA_VERSION,
+    CreateTrack,
+    DeleteFeature,
+    DeleteTrack,
+    EditError,
+    NotFound,
+    RevisionConflict,
+    UpdateTrack,
+    UpsertKeyframe,
+    open_store,
+)
+from sam2_tracking.types import Box, Click, FrameMask, JobSpec
+
+W, H = 64, 48
+
+
+def disc(cx: int, cy: int, r: int = 6) -> np.ndarray:
+    yy, xx = np.mgrid[:H, :W]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+@pytest.fixture()
+def store(tmp_path):
+    s = open_store(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def dataset(store):
+    return store.add_dataset("clip", "/videos/clip.mp4", "video", 50, 30.0, W, H)
+
+
+def results(track_id, frames, present=True, shift=0):
+    out = []
+    for f in frames:
+        if present:
+            out.append(FrameMask(f, track_id, True, 2.5, disc(10 + f + shift, 20)))
+        else:
+            out.append(FrameMask(f, track_id, False, -4.0))
+    return out
+
+
+def running_job(store, dataset, track_ids, start=0, frames_total=20):
+    job = store.create_job(JobSpec(dataset.dataset_id, tuple(track_ids), start, "tiny", "cpu"), frames_total)
+    assert store.claim_job(job.job_id, "w1")
+    return job
+
+
+def snapshot(path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+    finally:
+        conn.close()
+
+
+def test_open_creates_schema_wal_and_foreign_keys(tmp_path):
+    path = tmp_path / "sub" / "s.db"
+    store = open_store(path)
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    again = open_store(path)  # migrating an up-to-date file is a no-op
+    assert again.list_datasets() == []
+    assert again._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    again.close()
+
+
+def test_datasets(store, dataset):
+    assert store.get_dataset(dataset.dataset_id) == dataset
+    assert store.list_datasets() == [dataset]
+    assert store.find_dataset_by_path("/videos/clip.mp4") == dataset
+    assert store.find_dataset_by_path("/nope.mp4") is None
+    with pytest.raises(NotFound, match="dataset 999 does not exist"):
+        store.get_dataset(999)
+    with pytest.raises(KeyError):
+        store.get_dataset(999)
+    with pytest.raises(ValueError, match="kind"):
+        store.add_dataset("x", "/x", "film", 1, 1, 1, 1)
+
+
+def test_save_edits_creates_tracks_and_keyframes(store, dataset):
+    ds = dataset.dataset_id
+    saved = store.save_edits(ds, 0, [
+        CreateTrack("fish", 0.9, {"species": "cod"}, placeholder_id=-1),
+        UpsertKeyframe(-1, 4, box=Box(1, 2, 10, 12), clicks=(Click(5, 6),), attributes={"occluded": False}),
+        CreateTrack("crab", placeholder_id=-2),
+        UpsertKeyframe(-2, 7, mask=disc(30, 30)),
+    ])
+    assert saved == 1 and store.get_revision(ds) == 1
+    fish, crab = saved.track_ids[-1], saved.track_ids[-2]
+    tracks = store.list_tracks(ds)
+    assert [(t.track_id, t.label, t.begin, t.end) for t in tracks] == [(fish, "fish", 4, 4), (crab, "crab", 7, 7)]
+    assert tracks[0].confidence_pairs == (("fish", 0.9),) and tracks[0].attributes == {"species": "cod"}
+    [feature] = store.get_features(fish)
+    assert feature.keyframe and feature.job_id is None and feature.box == Box(1, 2, 10, 12)
+    assert feature.clicks == (Click(5, 6),) and feature.attributes == {"occluded": False}
+    [crab_feature] = store.get_frame_features(ds, 7)
+    assert np.array_equal(crab_feature.mask, disc(30, 30))
+    assert crab_feature.box == Box(24, 24, 37, 37)  # derived from the mask for box-only views
+    seeds = {s.frame_idx: s for t in (fish, crab) for s in store.keyframe_seeds(t)}
+    assert seeds[4].box == Box(1, 2, 10, 12) and seeds[4].clicks == (Click(5, 6),)
+    assert seeds[7].mask is not None and seeds[7].box is None
+
+    saved = store.save_edits(ds, 1, [UpdateTrack(fish, label="cod", attributes={"n": 1}), DeleteFeature(crab, 7)])
+    assert saved == 2
+    assert store.get_track(fish).label == "cod" and store.get_track(fish).attributes == {"n": 1}
+    assert store.get_features(crab) == [] and store.get_track(crab).begin is None
+    store.save_edits(ds, 2, [DeleteTrack(crab)])
+    with pytest.raises(NotFound):
+        store.get_track(crab)
+
+
+def test_stale_revision_is_refused_and_changes_nothing(store, dataset, tmp_path):
+    ds = dataset.dataset_id
+    track = store.create_track(ds, "fish")
+    store.save_edits(ds, 0, [UpsertKeyframe(track.track_id, 1, box=Box(1, 1, 5, 5))])  # person A saves
+    before = snapshot(tmp_path / "store.db")
+    with pytest.raises(RevisionConflict) as info:  # person B loaded revision 0
+        store.save_edits(ds, 0, [UpsertKeyframe(track.track_id, 1, box=Box(2, 2, 9, 9))])
+    assert "revision 0, now 1" in str(info.value) and "reload" in str(info.value)
+    assert snapshot(tmp_path / "store.db") == before
+    assert store.get_features(track.track_id)[0].box == Box(1, 1, 5, 5)
+
+
+def test_invalid_edit_rolls_back_the_whole_save(store, dataset, tmp_path):
+    ds = dataset.dataset_id
+    track = store.create_track(ds)
+    other = store.add_dataset("other", "/o.mp4", "video", 5, 30, W, H)
+    foreign = store.create_track(other.dataset_id)
+    before = snapshot(tmp_path / "store.db")
+    bad_saves = [
+        ([UpsertKeyframe(track.track_id, 0, box=Box(1, 1, 4, 4)), UpsertKeyframe(track.track_id, 50, box=Box(1, 1, 4, 4))],
+         "edit 2 .*frame 50"),
+        ([UpsertKeyframe(track.track_id, 0, mask=np.ones((10, 10), bool))], "video is 64x48"),
+        ([UpsertKeyframe(track.track_id, 0, mask=np.zeros((H, W), bool))], "mask is empty"),
+        ([UpsertKeyframe(track.track_id, 0)], "needs a box, a mask or clicks"),
+        ([UpsertKeyframe(foreign.track_id, 0, box=Box(1, 1, 4, 4))], "belongs to dataset"),
+        ([DeleteFeature(track.track_id, 3)], "no feature to delete"),
+        ([CreateTrack(""), ], "label"),
+        ([UpdateTrack(9999, label="x")], "track 9999 does not exist"),
+    ]
+    for edits, message in bad_saves:
+        with pytest.raises(EditError, match=message):
+            store.save_edits(ds, 0, edits)
+    assert snapshot(tmp_path / "store.db") == before
+
+
+def test_job_batches_keep_keyframes_and_record_absence(store, dataset):
+    ds = dataset.dataset_id
+    track = store.create_track(ds, "fish")
+    tid = track.track_id
+    store.save_edits(ds, 0, [UpsertKeyframe(tid, 0, box=Box(3, 3, 20, 20), attributes={"note": "seed"})])
+    job = running_job(store, dataset, [tid])
+    store.write_job_batch(job.job_id, results(tid, range(0, 5)))
+    store.write_job_batch(job.job_id, results(tid, range(5, 8), present=False))
+    features = store.get_features(tid)
+    assert [f.frame_idx for f in features] == list(range(8))
+    seed = features[0]
+    assert seed.keyframe and seed.box == Box(3, 3, 20, 20) and seed.attributes == {"note": "seed"}
+    assert seed.job_id == job.job_id and np.array_equal(seed.mask, disc(10, 20)) and seed.score == 2.5
+    assert not features[1].keyframe and features[1].job_id == job.job_id
+    assert features[1].box == Box(5, 14, 18, 27)
+    assert all(not f.present and f.mask is None and f.box is None for f in features[5:])
+    assert store.get_track(tid).end == 4  # absent frames do not extend the track
+    job = store.get_job(job.job_id)
+    assert job.frames_done == 8 and job.last_committed_frame_idx == 7 and job.committed_forward_idx == 7
+    assert store.job_frames_written(job.job_id) == set(range(8))
+    # The re-track seed is still the person's box, not the job's mask.
+    assert store.keyframe_seeds(tid)[0].box == Box(3, 3, 20, 20)
+
+
+def test_person_mask_on_keyframe_is_never_replaced(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    store.save_edits(dataset.dataset_id, 0, [UpsertKeyframe(tid, 2, mask=disc(40, 30))])
+    job = running_job(store, dataset, [tid], start=2)
+    store.write_job_batch(job.job_id, results(tid, [2, 3]))
+    feature = store.get_features(tid, 2, 3)[0]
+    assert np.array_equal(feature.mask, disc(40, 30)) and feature.job_id is None
+
+
+def test_newer_job_replaces_older_and_not_the_reverse(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    old = running_job(store, dataset, [tid])
+    new = running_job(store, dataset, [tid])
+    store.write_job_batch(old.job_id, results(tid, range(0, 4)))
+    store.write_job_batch(new.job_id, results(tid, range(2, 6), shift=5))
+    store.write_job_batch(old.job_id, results(tid, range(4, 8)))  # the old job resumes late
+    by_frame = {f.frame_idx: f for f in store.get_features(tid)}
+    assert [by_frame[f].job_id for f in range(8)] == [old.job_id] * 2 + [new.job_id] * 4 + [old.job_id] * 2
+    assert np.array_equal(by_frame[3].mask, disc(10 + 3 + 5, 20))
+
+
+def test_batches_are_exactly_once(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    job = running_job(store, dataset, [tid])
+    store.write_job_batch(job.job_id, results(tid, range(0, 3)))
+    store.write_job_batch(job.job_id, results(tid, range(0, 5)))  # a resumed run repeats frames 0-2
+    assert store.get_job(job.job_id).frames_done == 5
+    assert store.job_frames_written(job.job_id) == set(range(5))
+
+
+def test_write_batch_refuses_unclaimed_or_foreign_track(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    other = store.create_track(dataset.dataset_id).track_id
+    job = store.create_job(JobSpec(dataset.dataset_id, (tid,), 0, "tiny", "cpu"), 5)
+    with pytest.raises(EditError, match="queued, not running"):
+        store.write_job_batch(job.job_id, results(tid, [0]))
+    store.claim_job(job.job_id, "w")
+    with pytest.raises(EditError, match=f"track {other}"):
+        store.write_job_batch(job.job_id, results(tid, [0]) + results(other, [0]))
+    assert store.get_features(tid) == []
+
+
+def test_undo_job_restores_exactly(store, dataset, tmp_path):
+    ds = dataset.dataset_id
+    tid = store.create_track(ds).track_id
+    store.save_edits(ds, 0, [UpsertKeyframe(tid, 0, box=Box(3, 3, 20, 20))])
+    first = running_job(store, dataset, [tid])
+    store.write_job_batch(first.job_id, results(tid, range(0, 6)))
+    store.update_job(first.job_id, status="done")
+    before_second = snapshot(tmp_path / "store.db")
+    second = running_job(store, dataset, [tid])
+    store.write_job_batch(second.job_id, results(tid, range(0, 10), shift=3))
+    with pytest.raises(EditError, match="still running"):
+        store.undo_job(second.job_id)
+    store.update_job(second.job_id, status="done")
+    assert store.undo_job(second.job_id) == 10
+    after = snapshot(tmp_path / "store.db")
+    assert after["features"] == before_second["features"]
+    with pytest.raises(EditError, match="already undone"):
+        store.undo_job(second.job_id)
+    assert store.undo_job(first.job_id) == 6
+    [seed] = store.get_features(tid)
+    assert seed.keyframe and seed.mask is None and seed.job_id is None and seed.box == Box(3, 3, 20, 20)
+
+
+def test_undo_older_job_after_newer_one_does_not_resurrect(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    old = running_job(store, dataset, [tid])
+    store.write_job_batch(old.job_id, results(tid, range(0, 4)))
+    new = running_job(store, dataset, [tid])
+    store.write_job_batch(new.job_id, results(tid, range(2, 6), shift=5))
+    for job in (old, new):
+        store.update_job(job.job_id, status="done")
+    assert store.undo_job(old.job_id) == 2  # frames 0-1; 2-3 now belong to the newer job
+    assert store.undo_job(new.job_id) == 4
+    assert store.get_features(tid) == []
+
+
+def test_undo_leaves_a_persons_later_edit(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    job = running_job(store, dataset, [tid])
+    store.write_job_batch(job.job_id, results(tid, range(0, 3)))
+    store.update_job(job.job_id, status="done")
+    store.save_edits(dataset.dataset_id, 0, [UpsertKeyframe(tid, 1, box=Box(1, 1, 9, 9))])
+    rev = store.get_revision(dataset.dataset_id)
+    assert store.undo_job(job.job_id) == 2
+    assert [(f.frame_idx, f.keyframe) for f in store.get_features(tid)] == [(1, True)]
+    assert store.get_revision(dataset.dataset_id) == rev + 1
+
+
+def test_job_lifecycle(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    job = store.create_job(JobSpec(dataset.dataset_id, (tid,), 3, "tiny", "gpu", num_frames=10, direction="both"), 19)
+    assert job.status == "queued" and job.spec.direction.value == "both" and job.frames_total == 19
+    assert store.claim_job(job.job_id, "w1") and not store.claim_job(job.job_id, "w2")
+    assert store.claim_job(job.job_id, "w2", stale_after_s=-1)  # w1 stopped heart-beating: taken over
+    job = store.get_job(job.job_id)
+    assert job.worker == "w2" and job.resumed_count == 1
+    store.write_job_batch(job.job_id, results(tid, [3, 4, 5]))
+    store.write_job_batch(job.job_id, results(tid, [2, 1]))
+    job = store.update_job(job.job_id, fps=2.5, eta_s=4.0, notification={
+        "frame_idx": 1, "frames_done": 5, "frames_total": 19, "percent": 26.3, "preview_jpeg": b"\xff\xd8", "at": 1.0})
+    assert (job.committed_forward_idx, job.committed_backward_idx, job.last_committed_frame_idx) == (5, 1, 1)
+    assert job.notification.preview_jpeg == b"\xff\xd8" and job.notifications_count == 1 and job.fps == 2.5
+    with pytest.raises(ValueError, match="unknown or read-only"):
+        store.update_job(job.job_id, committed_forward_idx=3)
+    assert store.requeue_job(job.job_id, expected_worker="w2") and store.get_job(job.job_id).status == "queued"
+    assert store.list_jobs(dataset.dataset_id, statuses=["queued"])[0].job_id == job.job_id
+    store.request_cancel(job.job_id)
+    assert store.is_cancel_requested(job.job_id) and not store.claim_job(job.job_id, "w3")
+    assert store.cancel_if_queued(job.job_id)
+    job = store.get_job(job.job_id)
+    assert job.status == "cancelled" and job.finished_at is not None
+    with pytest.raises(NotFound):
+        store.get_job(12345)
+
+
+def test_workers_settings_models(store):
+    store.record_heartbeat("host:1", "gpu", "host", 1, "cuda:0", None)
+    store.record_heartbeat("host:2", "cpu", "host", 2, "cpu", 7)
+    assert [w.worker_id for w in store.list_workers()] == ["host:2", "host:1"]
+    assert [w.current_job_id for w in store.list_workers(queue="cpu")] == [7]
+    assert store.list_workers(max_age_s=-1) == []
+    store.remove_worker("host:1")
+    assert [w.worker_id for w in store.list_workers()] == ["host:2"]
+
+    assert store.get_setting("sam2_enabled", False) is False
+    store.set_setting("sam2_enabled", True)
+    store.set_setting("queues", {"cpu": 1})
+    assert store.get_setting("sam2_enabled") is True and store.get_setting("queues") == {"cpu": 1}
+
+    store.upsert_model("tiny", "configs/t.yaml", "http://x/t.pt", True, "absent")
+    entry = store.update_model("tiny", status="downloading", progress_bytes=10, total_bytes=100)
+    assert (entry.status, entry.progress_bytes, entry.is_default) == ("downloading", 10, True)
+    store.upsert_model("custom", "c.yaml", "http://x/c.pt", False, "ready", size=5, sha256="ab")
+    assert [m.name for m in store.list_models()] == ["custom", "tiny"]
+    store.delete_model("custom")
+    with pytest.raises(NotFound):
+        store.get_model("custom")
+    with pytest.raises(ValueError, match="status"):
+        store.upsert_model("x", "c", "u", False, "weird")
+
+
+def _writer_process(path: str, job_id: int, track_id: int, frames: list[int]) -> None:
+    store = open_store(path)
+    for start in range(0, len(frames), 5):
+        store.write_job_batch(job_id, results(track_id, frames[start : start + 5]))
+        store.record_heartbeat(f"w{job_id}", "cpu", "h", 1, "cpu", job_id)
+    store.close()
+
+
+def test_several_processes_write_at_once(tmp_path):
+    path = tmp_path / "store.db"
+    store = open_store(path)
+    ds = store.add_dataset("clip", "/c.mp4", "video", 50, 30, W, H)
+    tracks = [store.create_track(ds.dataset_id).track_id for _ in range(3)]
+    jobs = [running_job(store, ds, [t]).job_id for t in tracks]
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer_process, args=(str(path), j, t, list(range(40)))) for j, t in zip(jobs, tracks, strict=True)]
+    for p in procs:
+        p.start()
+    for _ in range(20):  # the app keeps saving while consumers write
+        rev = store.get_revision(ds.dataset_id)
+        store.save_edits(ds.dataset_id, rev, [UpdateTrack(tracks[0], attributes={"rev": rev})])
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert all(store.get_job(j).frames_done == 40 for j in jobs)
+    assert all(len(store.get_features(t)) == 40 for t in tracks)
+    assert store.get_revision(ds.dataset_id) == 20
+    store.close()
