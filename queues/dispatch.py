@@ -90,8 +90,10 @@ def enqueue_tracking_job(settings: Settings, store, spec: JobSpec) -> Enqueued:
 
 def send_tracking_task(settings: Settings, job_id: int, queue: str) -> str:
     huey = get_huey(settings, queue)
-    result = huey.sam2_tasks["track"](job_id)
-    return result.id
+    # Build the task first to know its id (with results off, calling the task returns no handle).
+    task = huey.sam2_tasks["track"].s(job_id)
+    huey.enqueue(task)
+    return task.id
 
 
 def cancel_job(settings: Settings, store, job_id: int) -> str:

@@ -1,0 +1,102 @@
+"""Real consumer processes for queue tests: a data folder, settings, `python -m queues.consumer` subprocesses, and
+the test model installed through the real download path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sam2_tracking.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASSETS = REPO_ROOT / "assets"
+TEST_MODEL_NAME = "testmodel"
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
+    """Poll predicate until it returns something truthy; fail with `what` after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+class QueueHarness:
+    def __init__(self, tmp_path: Path, model_dir: Path, queue_url: str = "",
+                 queues: tuple[str, ...] = ("cpu", "gpu")) -> None:
+        from queues.runner import get_store
+
+        self.tmp_path = tmp_path
+        self.settings = Settings(data_dir=tmp_path / "data", model_dir=model_dir,
+                                 queue_url=queue_url, queue_names=queues, embedded_consumers=())
+        self.store = get_store(self.settings)
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
+        env.update(
+            SAM2T_DATA_DIR=str(self.settings.data_dir),
+            SAM2T_MODEL_DIR=str(self.settings.model_dir),
+            SAM2T_QUEUE_URL=self.settings.queue_url,
+            SAM2T_QUEUES=",".join(self.settings.queue_names),
+            SAM2T_EMBED_CONSUMERS="none",
+            PYTHONPATH=str(REPO_ROOT),
+            # Two consumers share two cores in these tests; one torch thread each keeps them from thrashing.
+            OMP_NUM_THREADS="1",
+        )
+        return env
+
+    def start_consumer(self, queue: str, *args: str, wait: bool = True) -> subprocess.Popen:
+        log = open(self.tmp_path / f"consumer-{queue}-{len(self.processes)}.log", "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-m", "queues.consumer", queue, "--device", "cpu", *args],
+            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        if wait:
+            wait_for(lambda: any(w.pid == process.pid for w in self.store.list_workers(queue=queue)), 90,
+                     f"the {queue} consumer's first heartbeat ({self.logs()})", 0.2)
+        return process
+
+    def kill(self, process: subprocess.Popen) -> None:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.tmp_path.glob("consumer-*.log")))
+
+    def register_model(self, name: str = TEST_MODEL_NAME) -> str:
+        """List the model downloaded into the shared model store as ready, as a finished download task does."""
+        from sam2_tracking.models import model_status
+
+        manifest = model_status(self.settings.model_dir, name)
+        assert manifest is not None, f"{name} is not in {self.settings.model_dir}"
+        self.store.upsert_model(name, manifest["sources"]["config"], manifest["sources"]["checkpoint"],
+                                is_default=False, status="ready", size=manifest["size"], sha256=manifest["sha256"])
+        return name
+
+    def add_sample(self, name: str = "sample_shapes.mp4"):
+        """The sample clip as a dataset with its ready-made tracks; returns (dataset, [track ids])."""
+        from sam2_tracking.library import add_video_if_missing
+
+        dataset = add_video_if_missing(self.store, ASSETS / name, seed_file=ASSETS / (Path(name).stem + ".json"))
+        return dataset, [t.track_id for t in self.store.list_tracks(dataset.dataset_id)]
+
+    def close(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)

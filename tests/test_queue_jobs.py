@@ -1,0 +1,199 @@
+"""Tracking jobs through real consumer processes, on SQLite and on a real redis-server.
+
+Each test starts `python -m queues.consumer` subprocesses over a fresh data folder; the model is the random-weight
+SAM2.1 Tiny test model, downloaded once over loopback HTTP into a shared model store.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from queues.dispatch import cancel_job, enqueue_tracking_job
+from queues.plan import expected_notifications
+from sam2_tracking.types import JobSpec
+from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def shared_model_dir(tmp_path_factory, model_server):
+    """The test model downloaded through the real download path (HTTP, verification, safe load) once."""
+    from sam2_tracking.models import custom_model_entry, download_model
+
+    model_dir = tmp_path_factory.mktemp("models")
+    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
+    download_model(entry, model_dir)
+    return model_dir
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; tests/run_all.sh installs it")
+        pytest.skip("redis-server is not installed (bash tests/run_all.sh installs it)")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    wait_for(lambda: _ping(client), 20, "redis-server to answer")
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _ping(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def harness(request, tmp_path, shared_model_dir):
+    queue_url = ""
+    if request.param == "redis":
+        queue_url = request.getfixturevalue("redis_url")
+        import redis
+
+        redis.Redis.from_url(queue_url).flushdb()
+    h = QueueHarness(tmp_path, shared_model_dir, queue_url=queue_url)
+    h.register_model()
+    yield h
+    h.close()
+    from queues.backends import forget_instances
+
+    forget_instances()
+
+
+def _spec(dataset, track_ids, queue="cpu", frames=20, batch=10, percent=10, **kw) -> JobSpec:
+    return JobSpec(dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=0,
+                   model_name=TEST_MODEL_NAME, queue=queue, num_frames=frames, batch_size=batch,
+                   notify_percent=percent, **kw)
+
+
+def _job(h: QueueHarness, job_id: int):
+    return h.store.get_job(job_id)
+
+
+def _wait_status(h: QueueHarness, job_id: int, statuses: tuple[str, ...], timeout_s: float = 180):
+    return wait_for(lambda: _job(h, job_id) if _job(h, job_id).status in statuses else None, timeout_s,
+                    f"job {job_id} to reach {statuses} (now {_job(h, job_id).status}; logs: {h.logs()})", 0.2)
+
+
+def test_job_completes_with_expected_notifications(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], percent=10))
+    assert enqueued.warning is None
+    job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
+    assert job.status == "done", job.error
+    assert job.frames_done == job.frames_total == 20
+    assert job.notifications_count == expected_notifications(20, 10) == 10
+    assert job.notification.frame_idx == 19 and job.notification.preview_jpeg[:2] == b"\xff\xd8"
+    assert harness.store.job_frames_written(job.job_id) == set(range(20))
+    features = harness.store.get_features(tracks[0])
+    assert [f.frame_idx for f in features] == list(range(20))
+    assert features[0].keyframe and features[0].box is not None  # the seed keeps its box and gains a mask
+    assert all(f.job_id == job.job_id for f in features)
+
+
+def test_notifications_include_the_final_frame(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    # 23 frames at 10 %: interval ceil(2.3) = 3, so frames 3, 6, ... 21, plus the final 23rd.
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], frames=23))
+    job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
+    assert job.status == "done", job.error
+    assert job.notifications_count == expected_notifications(23, 10) == 8
+    assert job.notification.frames_done == 23 and job.notification.frame_idx == 22
+
+
+def test_cancel_while_queued(harness):
+    dataset, tracks = harness.add_sample()
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1]))
+    assert "no worker is listening on cpu" in enqueued.warning
+    assert cancel_job(harness.settings, harness.store, enqueued.job_id) == "cancelled"
+    harness.start_consumer("cpu")
+    time.sleep(3)  # a consumer that ignored the cancel would have claimed the job by now
+    job = _job(harness, enqueued.job_id)
+    assert job.status == "cancelled" and job.worker is None
+    assert harness.store.job_frames_written(job.job_id) == set()
+
+
+def test_cancel_while_running_keeps_committed_batches(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], frames=150))
+    wait_for(lambda: _job(harness, enqueued.job_id).frames_done >= 10, 120, "the first batch to commit")
+    assert cancel_job(harness.settings, harness.store, enqueued.job_id) in ("running", "cancelled")
+    job = _wait_status(harness, enqueued.job_id, ("cancelled", "done", "failed"), 60)
+    assert job.status == "cancelled"
+    written = harness.store.job_frames_written(job.job_id)
+    assert 10 <= len(written) < 150 and len(written) % 10 == 0
+    assert written == set(range(len(written)))
+
+
+def test_killed_consumer_job_resumes_and_every_frame_is_written_once(harness):
+    dataset, tracks = harness.add_sample()
+    first = harness.start_consumer("cpu")
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks, frames=60))
+    wait_for(lambda: _job(harness, enqueued.job_id).frames_done >= 20, 150, "two batches to commit")
+    harness.kill(first)
+    done_before_kill = harness.store.job_frames_written(enqueued.job_id)
+    assert _job(harness, enqueued.job_id).status == "running"
+    harness.start_consumer("cpu")
+    job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
+    assert job.status == "done", job.error
+    assert job.resumed_count >= 1
+    assert harness.store.job_frames_written(job.job_id) == set(range(60))
+    assert done_before_kill <= set(range(60))
+    for track_id in tracks:
+        frames = [f.frame_idx for f in harness.store.get_features(track_id)]
+        assert frames == list(range(60)), "each frame exactly once per track"
+    assert job.frames_done == 60
+
+
+def test_two_queues_run_jobs_at_the_same_time(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    harness.start_consumer("gpu")  # a gpu-queue consumer on the CPU: the queue, not the device, is under test
+    a = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="cpu", frames=40))
+    b = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[1:], queue="gpu", frames=40))
+    wait_for(lambda: _job(harness, a.job_id).status == "running" and _job(harness, b.job_id).status == "running"
+             or None, 120, "both jobs to be running at once")
+    job_a = _wait_status(harness, a.job_id, ("done", "failed"))
+    job_b = _wait_status(harness, b.job_id, ("done", "failed"))
+    assert job_a.status == job_b.status == "done"
+    assert job_a.worker.endswith(":cpu") and job_b.worker.endswith(":gpu")
+
+
+def test_job_on_a_queue_without_consumer_waits_with_a_warning(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="gpu"))
+    assert enqueued.warning.startswith("no worker is listening on gpu: the job will wait")
+    time.sleep(2)
+    assert _job(harness, enqueued.job_id).status == "queued"
+    harness.start_consumer("gpu")
+    job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
+    assert job.status == "done", job.error
