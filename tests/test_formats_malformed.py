@@ -1,0 +1,211 @@
+"""Malformed import files: each is refused with a message naming what is wrong, and leaves the store unchanged."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import sqlite3
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_tracking.formats import load_annotations
+from sam2_tracking.formats.coco import annotations_to_coco
+from sam2_tracking.formats.dive import annotations_to_dive
+from sam2_tracking.formats.maskzip import annotations_to_mask_files, load_mask_zip, mask_to_png
+from sam2_tracking.store import UpsertKeyframe, open_store
+from sam2_tracking.types import Box, FrameMask, JobSpec
+
+W, H, FRAMES = 32, 24, 10
+
+
+def square(frame_idx: int) -> np.ndarray:
+    mask = np.zeros((H, W), bool)
+    mask[4 : 10 + frame_idx, 3 + frame_idx : 12 + frame_idx] = True
+    return mask
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    """A store with one dataset holding a track, plus the valid export of that track to start breaking from."""
+    path = tmp_path / "store.db"
+    store = open_store(path)
+    ds = store.add_dataset("clip", "/v/clip.mp4", "video", FRAMES, 30.0, W, H)
+    track = store.create_track(ds.dataset_id, "fish").track_id
+    store.save_edits(ds.dataset_id, 0, [UpsertKeyframe(track, 0, box=Box(2, 2, 12, 12))])
+    job = store.create_job(JobSpec(ds.dataset_id, (track,), 0, "tiny", "cpu"), 3)
+    store.claim_job(job.job_id, "w")
+    store.write_job_batch(job.job_id, [FrameMask(f, track, True, 1.0, square(f)) for f in range(3)])
+    annotations = store.export_annotations(ds.dataset_id)
+    yield store, ds, path, annotations
+    store.close()
+
+
+def snapshot(path) -> dict:
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
+    finally:
+        conn.close()
+
+
+def write_zip(path, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png_bytes(array: np.ndarray, mode: str = "RGBA") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def dive_case(mutate):
+    def build(annotations, tmp_path):
+        data = annotations_to_dive(annotations)
+        track = next(iter(data["tracks"].values()))
+        result = mutate(data, track)
+        path = tmp_path / "bad.json"
+        path.write_text(result if isinstance(result, str) else json.dumps(data))
+        return path
+    return build
+
+
+def coco_case(mutate):
+    def build(annotations, tmp_path):
+        data = json.loads(json.dumps(annotations_to_coco(annotations)))
+        mutate(data, data["annotations"][1])
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(data))
+        return path
+    return build
+
+
+def zip_case(mutate):
+    def build(annotations, tmp_path):
+        files = annotations_to_mask_files(annotations)
+        track_id = annotations.tracks[0].track_id
+        mutate(files, track_id)
+        return write_zip(tmp_path / "bad.zip", files)
+    return build
+
+
+def _set(obj, key, value):
+    obj[key] = value
+
+
+def _bad_bounds(track, bounds):
+    track["features"][1]["bounds"] = bounds
+
+
+CASES = {
+    # DIVE JSON
+    "dive not json": (dive_case(lambda d, t: "{not json"), "neither a zip nor JSON"),
+    "dive version 1": (dive_case(lambda d, t: _set(d, "version", 1)), "version 1"),
+    "dive tracks is a list": (dive_case(lambda d, t: _set(d, "tracks", [])), "'tracks' must be an object"),
+    "dive track key not a number": (
+        dive_case(lambda d, t: _set(d, "tracks", {"abc": t})), "'abc' is not a non-negative integer"),
+    "dive id differs from key": (dive_case(lambda d, t: _set(t, "id", 99)), "its 'id' is 99"),
+    "dive feature without frame": (dive_case(lambda d, t: t["features"][1].pop("frame")), "has no 'frame'"),
+    "dive bounds of 3 numbers": (dive_case(lambda d, t: _bad_bounds(t, [1, 2, 3])), r"frame 1 'bounds' must be \[x1"),
+    "dive inverted bounds": (dive_case(lambda d, t: _bad_bounds(t, [10, 2, 3, 8])), "frame 1 'bounds'.*inverted"),
+    "dive bounds not numbers": (dive_case(lambda d, t: _bad_bounds(t, [1, "a", 3, 4])), "frame 1 'bounds' must be a"),
+    "dive two features on a frame": (
+        dive_case(lambda d, t: t["features"].append(dict(t["features"][1]))), "frame 1: two features on the same"),
+    "dive frame past the video": (
+        dive_case(lambda d, t: _set(t["features"][2], "frame", FRAMES + 5)), "frame 15: the frame is outside the video"),
+    "dive bad confidence pair": (
+        dive_case(lambda d, t: _set(t, "confidencePairs", [["fish"]])), "'confidencePairs'.*must be \\[label, score\\]"),
+    "dive keyframe not a bool": (
+        dive_case(lambda d, t: _set(t["features"][0], "keyframe", "yes")), "frame 0 'keyframe' must be true or false"),
+    # COCO
+    "coco without track ids": (coco_case(lambda d, a: a.pop("track_id")), "annotations\\[1\\] has no 'track_id'"),
+    "coco unknown image": (coco_case(lambda d, a: _set(a, "image_id", 999)), "image_id 999 is not in 'images'"),
+    "coco unknown category": (coco_case(lambda d, a: _set(a, "category_id", 7)), "frame 1\\): category_id 7"),
+    "coco segmentation of wrong size": (
+        coco_case(lambda d, a: _set(a["segmentation"], "size", [H, W + 1])), "frame 1.*'segmentation'"),
+    "coco corrupt counts": (
+        coco_case(lambda d, a: _set(a["segmentation"], "counts", "\x7f\x7f!!")), "frame 1.*'segmentation'"),
+    "coco polygon": (coco_case(lambda d, a: _set(a, "segmentation", [[1, 2, 3, 4, 5, 6]])), "polygons are not"),
+    "coco bbox negative width": (coco_case(lambda d, a: _set(a, "bbox", [5, 5, -3, 4])), "frame 1.*'bbox'"),
+    "coco for another video size": (
+        coco_case(lambda d, a: [_set(i, "width", W * 2) for i in d["images"]]), "(segmentation|is for a)"),
+    "coco duplicate annotation": (
+        coco_case(lambda d, a: d["annotations"].append(copy.deepcopy(a))), "frame 1: two annotations"),
+    # Mask zip
+    "zip path traversal": (zip_case(lambda f, t: _set(f, "masks/../../evil.png", b"x")), "leaves the archive"),
+    "zip absolute path": (zip_case(lambda f, t: _set(f, "/masks/1/0.png", b"x")), "leaves the archive"),
+    "zip corrupt png": (
+        zip_case(lambda f, t: (f.pop("masks/RLE_MASKS.json"), _set(f, f"masks/{t}/1.png", b"\x89PNG garbage"))),
+        "masks/{t}/1.png is not a readable PNG"),
+    "zip mask for an unknown track": (
+        zip_case(lambda f, t: _set(f, "masks/77/1.png", mask_to_png(square(1)))), "track 77, frame 1"),
+    "zip mask on a frame without a feature": (
+        zip_case(lambda f, t: _set(f, f"masks/{t}/6.png", mask_to_png(square(1)))), "frame 6: the zip has a mask"),
+    "zip masks of two sizes": (
+        zip_case(lambda f, t: (f.pop("masks/RLE_MASKS.json"),
+                               _set(f, f"masks/{t}/1.png", mask_to_png(np.ones((H + 1, W), bool))))),
+        "masks differ in size"),
+    "zip bad rle json": (
+        zip_case(lambda f, t: _set(f, "masks/RLE_MASKS.json", json.dumps(
+            {str(t): {"1": {"rle": {"size": [H, W], "counts": [1, 2]}}}}).encode())), "track \\d+, frame 1: RLE counts"),
+    "zip frame name not a number": (
+        zip_case(lambda f, t: _set(f, f"masks/{t}/one.png", mask_to_png(square(1)))), "frame: 'one'"),
+    "zip stray file": (zip_case(lambda f, t: _set(f, "masks/notes.txt", b"hi")), "unexpected file"),
+    "zip masks for another video size": (
+        zip_case(lambda f, t: (f.clear(), _set(f, f"masks/{t}/1.png", mask_to_png(np.ones((H * 2, W * 2), bool))))),
+        "is for a 64x48 video"),
+    "zip is not a zip": (lambda a, p: (p / "bad.zip").write_bytes(b"PK\x03\x04 not really") and p / "bad.zip",
+                         "not a readable zip"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_malformed_import_changes_nothing(setup, tmp_path, name):
+    store, ds, db_path, annotations = setup
+    build, message = CASES[name]
+    message = message.replace("{t}", str(annotations.tracks[0].track_id))
+    path = build(annotations, tmp_path)
+    before = snapshot(db_path)
+    with pytest.raises(ValueError, match=message):
+        store.import_annotations(ds.dataset_id, load_annotations(path))
+    assert snapshot(db_path) == before
+
+
+def test_zip_bomb_is_refused_before_expanding(setup, tmp_path):
+    store, ds, db_path, annotations = setup
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("masks/1/0.png", b"\0" * 20_000_000)  # 20 MB of zeros deflates to ~20 kB
+    assert path.stat().st_size < 100_000
+    before = snapshot(db_path)
+    with pytest.raises(ValueError, match="zip bomb"):
+        store.import_annotations(ds.dataset_id, load_mask_zip(path, max_expanded_bytes=10_000_000))
+    assert snapshot(db_path) == before
+
+
+def test_zip_with_a_link_is_refused(tmp_path):
+    path = tmp_path / "link.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo("masks/1/0.png")
+        info.external_attr = (0o120777 << 16)  # a symlink entry
+        archive.writestr(info, "/etc/passwd")
+    with pytest.raises(ValueError, match="links are not allowed"):
+        load_mask_zip(path)
+
+
+def test_valid_files_still_import(setup, tmp_path):
+    """The cases above break a file that imports fine: check that baseline."""
+    store, ds, _db, annotations = setup
+    for fmt in ("coco", "dive", "maskzip"):
+        from sam2_tracking.formats import write_annotations
+
+        path = write_annotations(annotations, tmp_path / f"ok.{fmt}", fmt)
+        mapping = store.import_annotations(ds.dataset_id, load_annotations(path))
+        assert len(mapping) == 1
