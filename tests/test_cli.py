@@ -1,0 +1,133 @@
+"""The command line on the sample clip with the test model: `track` writes every format, `convert` between them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import av
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from sam2_tracking.cli import frames_to_track, main
+from sam2_tracking.formats import load_annotations
+from tests.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+# Few frames: the model is slow on a busy 2-core machine, and the bookkeeping is the same for 3 frames as for 300.
+FRAMES = 3
+
+
+def track_args(sample_video, sample_video_meta, model_dir, out, fmt, *extra, frames=FRAMES):
+    seed = sample_video_meta["seeds"][0]
+    box = ",".join(str(v) for v in seed["box"])
+    return ["track", str(sample_video), "--frame", str(seed["frame"]), "--box", box, "--frames", str(frames),
+            "--batch-size", "10", "--model", str(model_dir), "--out", str(out), "--format", fmt,
+            "--label", seed["label"], "--quiet", *extra]
+
+
+def test_track_command_in_a_real_process(sample_video, sample_video_meta, test_model_dir, tmp_path):
+    out = tmp_path / "tracks.json"
+    args = track_args(sample_video, sample_video_meta, test_model_dir, out, "coco", frames=6)
+    run = subprocess.run([sys.executable, "-m", "sam2_tracking", *args], cwd=REPO_ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert f"wrote {out}" in run.stdout
+    coco = json.loads(out.read_text())
+    assert len(coco["images"]) == 150 and coco["categories"][0]["name"] == "red disc"
+    frames = sorted(a["image_id"] - 1 for a in coco["annotations"])
+    assert set(frames) <= set(range(6)) and frames  # random weights: some frames may score absent
+    for ann in coco["annotations"]:
+        rle = {"size": ann["segmentation"]["size"], "counts": ann["segmentation"]["counts"].encode()}
+        assert mask_utils.decode(rle).shape == (360, 640) and ann["area"] == int(mask_utils.area(rle))
+
+
+@pytest.mark.parametrize("fmt", ["dive", "maskzip", "viame", "mp4"])
+def test_track_writes_each_format(sample_video, sample_video_meta, test_model_dir, tmp_path, fmt, capsys):
+    out = tmp_path / f"tracks.{fmt}"
+    store = tmp_path / "kept.db"
+    assert main(track_args(sample_video, sample_video_meta, test_model_dir, out, fmt, "--store", str(store))) == 0
+    assert out.stat().st_size > 0
+    if fmt == "dive":
+        data = json.loads(out.read_text())
+        [track] = data["tracks"].values()
+        assert track["features"][0]["keyframe"] and track["features"][0]["bounds"] == [462, 142, 538, 218]
+    elif fmt == "maskzip":
+        with zipfile.ZipFile(out) as archive:
+            assert {"masks/RLE_MASKS.json", "masks/TrackJSON.json"} <= set(archive.namelist())
+        assert load_annotations(out).tracks[0].features
+    elif fmt == "viame":
+        rows = [line for line in out.read_text().splitlines() if not line.startswith("#")]
+        assert rows and all(",red disc," in row for row in rows)
+    else:
+        with av.open(str(out)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        assert len(decoded) == FRAMES and decoded[0].shape == (360, 640, 3)
+    from sam2_tracking.store import open_store
+
+    kept = open_store(store)
+    [job] = kept.list_jobs()
+    assert job.status == "done" and job.frames_done == FRAMES
+    assert kept.job_frames_written(job.job_id) == set(range(FRAMES))
+    kept.close()
+
+
+def test_track_backward_from_a_mask_seed(sample_video, sample_video_meta, test_model_dir, tmp_path):
+    from PIL import Image
+
+    mask = np.zeros((360, 640), np.uint8)
+    mask[142:218, 462:538] = 255
+    Image.fromarray(mask).save(tmp_path / "seed.png")
+    out = tmp_path / "back.json"
+    seed_args = track_args(sample_video, sample_video_meta, test_model_dir, out, "dive", "--mask",
+                           str(tmp_path / "seed.png"), "--direction", "both")
+    seed_args[seed_args.index("--frame") + 1] = "20"
+    assert main(seed_args) == 0
+    [track] = json.loads(out.read_text())["tracks"].values()
+    frames = [f["frame"] for f in track["features"]]
+    assert 20 in frames and all(20 - FRAMES < f < 20 + FRAMES for f in frames)
+
+
+def test_convert_between_formats(sample_video, sample_video_meta, test_model_dir, tmp_path):
+    zip_path = tmp_path / "tracks.zip"
+    assert main(track_args(sample_video, sample_video_meta, test_model_dir, zip_path, "maskzip")) == 0
+    coco = tmp_path / "tracks.json"
+    assert main(["convert", str(zip_path), str(coco), "--format", "coco"]) == 0
+    original, converted = load_annotations(zip_path), load_annotations(coco)
+    assert [(f.frame_idx, f.rle) for f in converted.tracks[0].features] == [
+        (f.frame_idx, f.rle) for f in original.tracks[0].features if f.rle is not None
+    ]
+    overlay = tmp_path / "overlay.mp4"
+    assert main(["convert", str(coco), str(overlay), "--format", "mp4", "--video", str(sample_video)]) == 0
+    with av.open(str(overlay)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 150
+
+
+def test_cli_errors_are_messages(sample_video, test_model_dir, tmp_path, capsys):
+    out = tmp_path / "x.json"
+    base = ["track", str(sample_video), "--frame", "0", "--model", str(test_model_dir), "--out", str(out),
+            "--format", "coco"]
+    assert main([*base, "--box", "1,2,3"]) == 2
+    assert "--box must be four numbers" in capsys.readouterr().err
+    assert main([*base, "--box", "10,10,50,50", "--frame", "999"]) == 2
+    assert "outside the video" in capsys.readouterr().err
+    assert main(["track", str(sample_video), "--frame", "0", "--box", "1,1,9,9", "--model", "no-such-model",
+                 "--out", str(out), "--format", "coco"]) == 2
+    assert "neither a folder nor a downloaded model" in capsys.readouterr().err
+    dive = tmp_path / "d.json"
+    dive.write_text(json.dumps({"version": 2, "tracks": {}, "groups": {}}))
+    assert main(["convert", str(dive), str(tmp_path / "o.mp4"), "--format", "mp4"]) == 2
+    assert "--video" in capsys.readouterr().err
+
+
+def test_frames_to_track():
+    assert frames_to_track("forward", 3, 8, 150) == 8
+    assert frames_to_track("forward", 145, 8, 150) == 5
+    assert frames_to_track("backward", 3, 8, 150) == 4
+    assert frames_to_track("both", 20, 8, 150) == 15
+    assert frames_to_track("forward", 0, None, 150) == 150
