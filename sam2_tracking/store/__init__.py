@@ -29,7 +29,7 @@ from .records import (
     Feature,
     Job,
     JobNotification,
-    ModelEntry,
+    ModelRecord,
     NotFound,
     RevisionConflict,
     SavedRevision,
@@ -55,7 +55,7 @@ def open_store(path: str | os.PathLike) -> Store:
 
 __all__ = [
     "DATASET_KINDS", "JOB_STATUSES", "MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
-    "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "ModelEntry", "NotFound",
+    "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "ModelRecord", "NotFound",
     "RevisionConflict", "SavedRevision", "Store", "StoreError", "Track", "UpdateTrack", "UpsertKeyframe", "Worker",
     "open_store", "spec_from_json", "spec_to_json",
 ]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelEntry, NotFound, Worker
+from .records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelRecord, NotFound, Worker
 from .schema import migrate
 
 BUSY_TIMEOUT_S = 30.0
@@ -164,7 +164,7 @@ class StoreCore:
         progress_bytes: int | None = None,
         total_bytes: int | None = None,
         error: str | None = None,
-    ) -> ModelEntry:
+    ) -> ModelRecord:
         if status not in MODEL_STATUSES:
             raise ValueError(f"model status must be one of {MODEL_STATUSES}, got {status!r}")
         with self._write() as conn:
@@ -181,7 +181,7 @@ class StoreCore:
             )
             return _model_row(conn, name)
 
-    def update_model(self, name: str, **fields) -> ModelEntry:
+    def update_model(self, name: str, **fields) -> ModelRecord:
         """Change some columns of a catalogue entry (e.g. status and progress_bytes during a download)."""
         allowed = {"config", "checkpoint_url", "is_default", "status", "size", "sha256", "progress_bytes",
                    "total_bytes", "error"}
@@ -200,11 +200,11 @@ class StoreCore:
                 )
             return _model_row(conn, name)
 
-    def get_model(self, name: str) -> ModelEntry:
+    def get_model(self, name: str) -> ModelRecord:
         with self._read() as conn:
             return _model_row(conn, name)
 
-    def list_models(self) -> list[ModelEntry]:
+    def list_models(self) -> list[ModelRecord]:
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models ORDER BY name").fetchall()
         return [_model_from_row(row) for row in rows]
@@ -263,13 +263,13 @@ def _dataset_row(conn: sqlite3.Connection, dataset_id: int) -> Dataset:
     return Dataset(*row)
 
 
-def _model_from_row(row: tuple) -> ModelEntry:
+def _model_from_row(row: tuple) -> ModelRecord:
     values = list(row)
     values[3] = bool(values[3])
-    return ModelEntry(*values)
+    return ModelRecord(*values)
 
 
-def _model_row(conn: sqlite3.Connection, name: str) -> ModelEntry:
+def _model_row(conn: sqlite3.Connection, name: str) -> ModelRecord:
     row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"model {name!r} is not in the catalogue")

@@ -31,7 +31,6 @@ from .records import (
     spec_to_json,
 )
 from .rows import (
-    FEATURE_COLUMNS,
     check_track_in_dataset,
     feature_from_row,
     feature_values,
@@ -354,5 +353,3 @@ def _repoint_newer_undo(conn, newer_job: int, track_id: int, frame_idx: int, job
             (prior, newer_job, track_id, frame_idx),
         )
 
-
-__all__ = ["JobsMixin", "FEATURE_COLUMNS"]

@@ -188,7 +188,7 @@ class Worker:
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class ModelRecord:
     """A model in the catalogue. config: a packaged config name or a path; status: one of MODEL_STATUSES."""
 
     name: str
