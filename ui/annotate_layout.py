@@ -41,7 +41,9 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
             with gr.Group(visible=h.tracking_visible()) as tracking_group:
                 gr.Markdown("### SAM2 mask tracking")
                 with gr.Row():
-                    model_choice = gr.Dropdown(h.model_choices(), label="Model")
+                    # Choices change as models are downloaded; the handler checks the name on the server.
+                    model_choice = gr.Dropdown(h.model_choices(), label="Model", allow_custom_value=True,
+                                               elem_id="track-model")
                     queue_choice = gr.Dropdown(list(settings.queue_names), value=settings.queue_names[0],
                                                label="Queue")
                 with gr.Row():
@@ -107,11 +109,16 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     def poll(s):
         text, preview = h.job_progress(s)
         models = h.model_choices()
-        return (text, preview, gr.update(visible=h.tracking_visible()),
-                gr.update(choices=models))
+        fixed = (text, preview, gr.update(visible=h.tracking_visible()), gr.update(choices=models))
+        job_id = s.get("job_id")
+        if job_id is not None and s.get("job_shown") != job_id and store.get_job(job_id).finished:
+            # Redraw once when the job ends, so its masks appear on the current frame.
+            s["job_shown"] = job_id
+            return (*fixed, *view(s))
+        return (*fixed, *[gr.skip()] * len(view_outputs))
 
-    timer.tick(poll, [state], [job_text, job_preview, tracking_group, model_choice], show_progress="hidden",
-               api_name=False)
+    timer.tick(poll, [state], [job_text, job_preview, tracking_group, model_choice, *view_outputs],
+               show_progress="hidden", api_name=False)
 
     def on_load(s):
         # Open the first video (the sample clip on a fresh install) so a new user sees a frame at once.

@@ -1,0 +1,53 @@
+"""Run the real app (`python app.py`) as a subprocess on a free loopback port, for browser and HTTP API tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.support.queue_harness import REPO_ROOT, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppServer:
+    def __init__(self, data_dir: Path, model_dir: Path, **env_overrides: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = data_dir.parent / f"app-{self.port}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
+        env.update(SAM2T_DATA_DIR=str(data_dir), SAM2T_MODEL_DIR=str(model_dir), SAM2T_PORT=str(self.port),
+                   PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", **env_overrides)
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        wait_for(self._answers, 120, f"the app to answer on {self.url} (log: {self.log_path})", 0.3)
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the app exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(self.url, timeout=2).status_code in (200, 401, 302)
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text()[-5000:]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self._log.close()
