@@ -31,9 +31,8 @@ def write_clip(path: Path, frame_count: int) -> list[int]:
     import av
 
     sys.path.insert(0, str(REPO_ROOT / "assets"))
-    from make_samples import HEIGHT, WIDTH, _background, shapes_frame
-
     import numpy as np
+    from make_samples import HEIGHT, WIDTH, _background, shapes_frame
 
     background = _background(np.random.default_rng(7))
     box = None
