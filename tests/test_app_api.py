@@ -66,3 +66,44 @@ def test_annotator_cannot_track_while_tracking_is_off(secured_app):
     with pytest.raises(Exception, match="mask tracking is turned off"):
         annotator.predict("sam2.1_hiera_tiny", "cpu", 10, "forward", "100", 5, api_name="/track")
     assert store.list_jobs() == []
+
+
+def test_annotator_exports_the_sample_as_coco_and_imports_it_back(secured_app, tmp_path):
+    import json
+
+    from pycocotools import mask as mask_utils
+
+    import numpy as np
+
+    from sam2_tracking.store import UpsertKeyframe
+
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    track_id = store.list_tracks(dataset.dataset_id)[0].track_id
+    mask = np.zeros((dataset.height, dataset.width), dtype=bool)
+    mask[150:210, 470:530] = True
+    store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
+                     [UpsertKeyframe(track_id, 4, mask=mask)])
+    annotator = _client(server, "ann", "ann-secret")
+    annotator.predict(dataset.dataset_id, api_name="/open_dataset")
+    exported = annotator.predict("COCO (RLE, with track ids)", api_name="/export")
+    url = exported["url"] if isinstance(exported, dict) else exported
+    response = httpx.get(url, auth=None, cookies=annotator.cookies) if url.startswith("http") else None
+    content = response.content if response is not None else open(url, "rb").read()
+    coco = json.loads(content)
+    assert {a["track_id"] for a in coco["annotations"]} <= {t.track_id for t in store.list_tracks(dataset.dataset_id)}
+    assert len(coco["images"]) == dataset.frame_count
+    [annotation] = [a for a in coco["annotations"] if a["track_id"] == track_id]
+    rle = {"size": annotation["segmentation"]["size"], "counts": annotation["segmentation"]["counts"].encode()}
+    assert np.array_equal(mask_utils.decode(rle).astype(bool), mask)
+    assert annotation["area"] == int(mask.sum()) == 3600
+
+    # A malformed import is refused with a message and changes nothing.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"version": 2, "tracks": {"1": {"id": 1, "features": [{"frame": "x"}]}}}))
+    from gradio_client import handle_file
+
+    tracks_before = store.list_tracks(dataset.dataset_id)
+    with pytest.raises(Exception, match="Nothing was imported"):
+        annotator.predict(handle_file(str(bad)), "Detect from the file", False, api_name="/import_annotations")
+    assert store.list_tracks(dataset.dataset_id) == tracks_before

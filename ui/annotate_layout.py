@@ -6,6 +6,7 @@ import gradio as gr
 
 from sam2_tracking.settings import Settings
 from ui import annotate_state as st
+from ui import exchange
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
 
 
@@ -38,6 +39,18 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                 with gr.Row():
                     load_editor_button = gr.Button("Load current frame")
                     use_mask_button = gr.Button("Use painted mask")
+            with gr.Accordion("Import / export", open=False):
+                with gr.Row():
+                    export_format = gr.Dropdown(list(exchange.FORMAT_LABELS), value="DIVE JSON", label="Export as")
+                    export_button = gr.Button("Export saved annotations")
+                export_file = gr.File(label="Exported file", interactive=False, elem_id="export-file")
+                import_upload = gr.File(label="Import DIVE JSON, DIVE mask zip or COCO", height=90,
+                                        file_types=[".json", ".zip"])
+                with gr.Row():
+                    import_format = gr.Dropdown(list(exchange.IMPORT_LABELS), value="Detect from the file",
+                                                label="Import format")
+                    import_replace = gr.Checkbox(label="Replace the video's tracks", value=False)
+                import_button = gr.Button("Import")
             with gr.Group(visible=h.tracking_visible()) as tracking_group:
                 gr.Markdown("### SAM2 mask tracking")
                 with gr.Row():
@@ -105,6 +118,17 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                         notify_slider], view_outputs, api_name="track")
     cancel_button.click(lambda s: h.cancel(s), [state], [job_text], api_name="cancel_job")
     undo_button.click(lambda s: view(*h.undo_job(s)), [state], view_outputs, api_name="undo_job")
+
+    def on_import(s, path, fmt, replace):
+        if st.has_unsaved(s):
+            raise gr.Error("Save or discard your edits before importing.")
+        s["revision"], message = exchange.import_file(store, s["dataset_id"], s["revision"], path, fmt, replace)
+        return view(s, message)
+
+    export_button.click(lambda s, fmt: exchange.export_dataset(settings, store, s["dataset_id"], fmt),
+                        [state, export_format], [export_file], api_name="export")
+    import_button.click(on_import, [state, import_upload, import_format, import_replace], view_outputs,
+                        api_name="import_annotations")
 
     def poll(s):
         text, preview = h.job_progress(s)

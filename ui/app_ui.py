@@ -24,7 +24,9 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
 
 
 def launch_options(settings: Settings) -> dict:
-    options = {"server_name": settings.host, "server_port": settings.port, "show_error": True}
+    options = {"server_name": settings.host, "server_port": settings.port, "show_error": True,
+               # Exports are written under the data folder; Gradio serves only files in allowed paths.
+               "allowed_paths": [str(settings.data_dir / "exports")]}
     if settings.admin_auth_enabled:
         options["auth"] = lambda username, password: check_login(settings, username, password)
         options["auth_message"] = "Log in with your annotator account, or the admin account for the Admin tab."

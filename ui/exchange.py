@@ -1,0 +1,64 @@
+"""Export the open video's annotations to a file, and import a file into it (Annotate tab, 'Import / export')."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from sam2_tracking.settings import Settings
+
+FORMAT_LABELS = {
+    "DIVE JSON": "dive",
+    "DIVE mask zip": "maskzip",
+    "COCO (RLE, with track ids)": "coco",
+    "VIAME CSV (boxes + contour)": "viame",
+    "Overlay video (MP4)": "mp4",
+}
+IMPORT_LABELS = {"Detect from the file": None, "DIVE JSON": "dive", "DIVE mask zip": "maskzip", "COCO": "coco"}
+
+
+def export_dataset(settings: Settings, store, dataset_id: int | None, format_label: str) -> str:
+    """Write the dataset's saved annotations; return the file's path for gr.File."""
+    from sam2_tracking.formats.files import EXTENSIONS, write_annotations
+    from sam2_tracking.video import open_video
+
+    if dataset_id is None:
+        raise gr.Error("Open a video first.")
+    fmt = FORMAT_LABELS.get(format_label)
+    if fmt is None:
+        raise gr.Error(f"Unknown export format {format_label!r}.")
+    dataset = store.get_dataset(dataset_id)
+    annotations = store.export_annotations(dataset_id)
+    out_dir = settings.data_dir / "exports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = dataset.name.rsplit(".", 1)[0]
+    path = out_dir / f"{stem}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}{EXTENSIONS[fmt]}"
+    if fmt == "mp4":
+        with open_video(dataset.path) as frames:
+            return str(write_annotations(annotations, path, fmt, frames=frames.iter_frames(0, frames.frame_count),
+                                         video_name=dataset.name))
+    return str(write_annotations(annotations, path, fmt, video_name=dataset.name))
+
+
+def import_file(store, dataset_id: int | None, base_revision: int, file_path: str | None, format_label: str,
+                replace_existing: bool) -> tuple[int, str]:
+    """Validate and apply an annotation file in one transaction; return (new revision, message)."""
+    from sam2_tracking.formats.model import FormatError
+    from sam2_tracking.store import RevisionConflict, StoreError
+
+    if dataset_id is None:
+        raise gr.Error("Open a video first.")
+    if not file_path:
+        raise gr.Error("Choose a DIVE JSON, DIVE mask zip or COCO file to import.")
+    from sam2_tracking.formats.files import load_annotations
+
+    try:
+        annotations = load_annotations(file_path, IMPORT_LABELS.get(format_label))
+        mapping = store.import_annotations(dataset_id, annotations, replace_existing=bool(replace_existing),
+                                           base_revision=base_revision)
+    except RevisionConflict as exc:
+        raise gr.Error(str(exc)) from None
+    except (FormatError, StoreError, ValueError) as exc:
+        raise gr.Error(f"Nothing was imported: {exc}") from None
+    return store.get_revision(dataset_id), f"Imported {len(mapping)} track(s)."
