@@ -8,6 +8,7 @@ Every setting is an environment variable (SAM2T_*), listed in README.md.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def main() -> int:
     from sam2_tracking.settings import load_settings
     from ui.app_ui import build_ui, launch_options
 
+    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
+    os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     store = prepare(settings)

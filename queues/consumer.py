@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from huey.consumer import Consumer
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: cpu for the "
                         "'cpu' queue, auto otherwise)")
     args = parser.parse_args(argv)
+    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
+    os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.queue not in settings.queue_names:
