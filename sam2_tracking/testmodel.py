@@ -22,12 +22,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 def build_test_model(out_dir: str | os.PathLike, image_size: int = 256, seed: int = 0) -> tuple[Path, Path]:
     """Write config.yaml and checkpoint.pt to out_dir; return their paths. Same arguments give the same files."""
+    import sam2  # noqa: F401  (initialises hydra's config search path to the sam2 package)
     import torch
     from hydra import compose
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-
-    import sam2  # noqa: F401  (initialises hydra's config search path to the sam2 package)
 
     if image_size % 16 != 0 or image_size < 64:
         raise ValueError(f"image size must be a multiple of 16 and at least 64, got {image_size}")
