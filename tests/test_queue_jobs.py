@@ -156,8 +156,8 @@ def test_cancel_while_running_keeps_committed_batches(harness):
 def test_killed_consumer_job_resumes_and_every_frame_is_written_once(harness):
     dataset, tracks = harness.add_sample()
     first = harness.start_consumer("cpu")
-    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks, frames=60))
-    wait_for(lambda: _job(harness, enqueued.job_id).frames_done >= 20, 150, "two batches to commit")
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks, frames=40))
+    wait_for(lambda: _job(harness, enqueued.job_id).frames_done >= 10, 150, "a batch to commit")
     harness.kill(first)
     done_before_kill = harness.store.job_frames_written(enqueued.job_id)
     assert _job(harness, enqueued.job_id).status == "running"
@@ -165,20 +165,20 @@ def test_killed_consumer_job_resumes_and_every_frame_is_written_once(harness):
     job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
     assert job.status == "done", job.error
     assert job.resumed_count >= 1
-    assert harness.store.job_frames_written(job.job_id) == set(range(60))
-    assert done_before_kill <= set(range(60))
+    assert harness.store.job_frames_written(job.job_id) == set(range(40))
+    assert done_before_kill < set(range(40))
     for track_id in tracks:
         frames = [f.frame_idx for f in harness.store.get_features(track_id)]
-        assert frames == list(range(60)), "each frame exactly once per track"
-    assert job.frames_done == 60
+        assert frames == list(range(40)), "each frame exactly once per track"
+    assert job.frames_done == 40
 
 
 def test_two_queues_run_jobs_at_the_same_time(harness):
     dataset, tracks = harness.add_sample()
     harness.start_consumer("cpu")
     harness.start_consumer("gpu")  # a gpu-queue consumer on the CPU: the queue, not the device, is under test
-    a = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="cpu", frames=40))
-    b = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[1:], queue="gpu", frames=40))
+    a = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="cpu", frames=20))
+    b = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[1:], queue="gpu", frames=20))
     wait_for(lambda: _job(harness, a.job_id).status == "running" and _job(harness, b.job_id).status == "running"
              or None, 120, "both jobs to be running at once")
     job_a = _wait_status(harness, a.job_id, ("done", "failed"))
