@@ -71,9 +71,8 @@ def test_annotator_cannot_track_while_tracking_is_off(secured_app):
 def test_annotator_exports_the_sample_as_coco_and_imports_it_back(secured_app, tmp_path):
     import json
 
-    from pycocotools import mask as mask_utils
-
     import numpy as np
+    from pycocotools import mask as mask_utils
 
     from sam2_tracking.store import UpsertKeyframe
 
