@@ -65,3 +65,13 @@ def sample_video_meta() -> dict:
 @pytest.fixture(scope="session")
 def sample_sequence() -> Path:
     return ASSETS / "sample_sequence.zip"
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    """A fresh store in a real SQLite file."""
+    from sam2_tracking.store import open_store
+
+    s = open_store(tmp_path / "store.db")
+    yield s
+    s.close()

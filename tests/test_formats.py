@@ -17,7 +17,7 @@ from sam2_tracking.formats.dive import annotations_to_dive, dive_to_annotations
 from sam2_tracking.formats.maskzip import load_mask_zip, write_mask_zip
 from sam2_tracking.formats.viame import mask_outer_contour
 from sam2_tracking.masks import mask_outline, track_colour
-from sam2_tracking.store import UpsertKeyframe, open_store
+from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click, FrameMask, JobSpec
 
 W, H, FRAMES = 64, 48, 30
@@ -28,13 +28,6 @@ def blob(frame_idx: int, track_idx: int) -> np.ndarray:
     mask = (xx - 12 - frame_idx - 20 * track_idx) ** 2 / 36 + (yy - 20 - track_idx * 5) ** 2 / 16 <= 1
     mask[2 + track_idx, 40:44] = frame_idx % 2 == 0  # a second, smaller part on every other frame
     return mask
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = open_store(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import sqlite3
 import zipfile
 
 import numpy as np
@@ -18,6 +17,7 @@ from sam2_tracking.formats.dive import annotations_to_dive
 from sam2_tracking.formats.maskzip import annotations_to_mask_files, load_mask_zip, mask_to_png
 from sam2_tracking.store import UpsertKeyframe, open_store
 from sam2_tracking.types import Box, FrameMask, JobSpec
+from tests.support.db_snapshot import snapshot
 
 W, H, FRAMES = 32, 24, 10
 
@@ -42,15 +42,6 @@ def setup(tmp_path):
     annotations = store.export_annotations(ds.dataset_id)
     yield store, ds, path, annotations
     store.close()
-
-
-def snapshot(path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
-    finally:
-        conn.close()
 
 
 def write_zip(path, files: dict[str, bytes]):

@@ -21,6 +21,7 @@ from sam2_tracking.store import (
     open_store,
 )
 from sam2_tracking.types import Box, Click, FrameMask, JobSpec
+from tests.support.db_snapshot import snapshot
 
 W, H = 64, 48
 
@@ -28,13 +29,6 @@ W, H = 64, 48
 def disc(cx: int, cy: int, r: int = 6) -> np.ndarray:
     yy, xx = np.mgrid[:H, :W]
     return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
-
-
-@pytest.fixture()
-def store(tmp_path):
-    s = open_store(tmp_path / "store.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture()
@@ -56,15 +50,6 @@ def running_job(store, dataset, track_ids, start=0, frames_total=20):
     job = store.create_job(JobSpec(dataset.dataset_id, tuple(track_ids), start, "tiny", "cpu"), frames_total)
     assert store.claim_job(job.job_id, "w1")
     return job
-
-
-def snapshot(path) -> dict:
-    conn = sqlite3.connect(path)
-    try:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-        return {t: sorted(map(repr, conn.execute(f"SELECT * FROM {t}").fetchall())) for t in tables}
-    finally:
-        conn.close()
 
 
 def test_open_creates_schema_wal_and_foreign_keys(tmp_path):
