@@ -141,7 +141,7 @@ class _JobRun:
             if not fresh:
                 continue
             self.store.write_job_batch(self.job.job_id, fresh)
-            new_frames = sorted({r.frame_idx for r in fresh}, key=[r.frame_idx for r in fresh].index)
+            new_frames = list(dict.fromkeys(r.frame_idx for r in fresh))  # unique, in processing order
             committed.update(new_frames)
             self._after_commit(fresh, new_frames)
 
