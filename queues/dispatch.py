@@ -32,8 +32,9 @@ def no_worker_warning(store, queue: str) -> str | None:
     return f"no worker is listening on {queue}: the job will wait until a consumer for {queue} starts"
 
 
-def validate_job_spec(settings: Settings, store, spec: JobSpec) -> dict:
-    """Check every part of spec; return the seeds snapshot (JSON) to store with the job. Raises JobSpecError."""
+def validate_job_spec(settings: Settings, store, spec: JobSpec):
+    """Check every part of spec; return (dataset, seeds snapshot as JSON to store with the job).
+    Raises JobSpecError."""
     from sam2_tracking.store import NotFound
 
     if spec.queue not in settings.queue_names:
@@ -72,16 +73,15 @@ def validate_job_spec(settings: Settings, store, spec: JobSpec) -> dict:
             except SeedError as exc:
                 raise JobSpecError(f"track {track_id}: {exc}") from None
         seeds_by_track[track_id] = seeds
-    return seeds_to_json(seeds_by_track)
+    return dataset, seeds_to_json(seeds_by_track)
 
 
 def enqueue_tracking_job(settings: Settings, store, spec: JobSpec) -> Enqueued:
     """Validate spec, record the job and put it on its queue."""
     from queues.plan import job_frames
 
-    seeds_json = validate_job_spec(settings, store, spec)
+    dataset, seeds_json = validate_job_spec(settings, store, spec)
     spec = dataclasses.replace(spec, extra={**spec.extra, "seeds": seeds_json})
-    dataset = store.get_dataset(spec.dataset_id)
     job = store.create_job(spec, frames_total=len(job_frames(spec, dataset.frame_count)))
     task_id = send_tracking_task(settings, job.job_id, spec.queue)
     store.update_job(job.job_id, huey_task_id=task_id)

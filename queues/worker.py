@@ -11,7 +11,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from dataclasses import dataclass
 
 from sam2_tracking.settings import Settings
@@ -147,12 +146,3 @@ def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int
             requeued.append(job.job_id)
     return requeued
 
-
-def wait_for_live_worker(store, queue: str, timeout_s: float) -> bool:
-    """Block until a worker beats on `queue` (tests, scripts)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if store.list_workers(queue=queue, max_age_s=STALE_AFTER_S):
-            return True
-        time.sleep(0.2)
-    return False

@@ -100,8 +100,10 @@ def test_model_download_force_redownload_and_removal_through_a_consumer(harness,
 
     enqueue_model_removal(harness.settings, harness.store, TEST_MODEL_NAME, "cpu")
     wait_for(lambda: not checkpoint.parent.exists(), 60, "the model folder to be removed")
+    wait_for(lambda: TEST_MODEL_NAME not in [m.name for m in harness.store.list_models()], 5,
+             "the catalogue entry to go")
     with pytest.raises(NotFound):
-        wait_for(lambda: harness.store.get_model(TEST_MODEL_NAME) and None, 5, "the catalogue entry to go")
+        harness.store.get_model(TEST_MODEL_NAME)
 
 
 @pytest.mark.slow

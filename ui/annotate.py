@@ -56,7 +56,7 @@ class AnnotateHandlers:
         dataset = self.store.get_dataset(state["dataset_id"])
         frame = self.frames.read(dataset.path, state["frame_idx"])
         features = self.store.get_frame_features(dataset.dataset_id, state["frame_idx"])
-        return render_frame(frame, features, st.pending_on_frame(state, state["frame_idx"]), state["track_id"],
+        return render_frame(frame, features, st.pending_on_frame(state, state["frame_idx"]),
                             state["box_anchor"])
 
     def status_text(self, state: dict, message: str = "") -> str:

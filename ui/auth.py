@@ -33,6 +33,3 @@ def require_admin(settings: Settings, request: gr.Request | None) -> None:
     if not is_admin(settings, request):
         raise gr.Error("Only the admin can do this. Log in as the admin account.")
 
-
-def username_of(request: gr.Request | None) -> str:
-    return (getattr(request, "username", None) if request is not None else None) or "local user"

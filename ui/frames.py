@@ -36,8 +36,7 @@ class FrameCache:
             return source.read(frame_idx)
 
 
-def render_frame(frame: np.ndarray, features, pending: dict, selected_track_id: int | None,
-                 box_anchor: tuple[float, float] | None = None) -> np.ndarray:
+def render_frame(frame: np.ndarray, features, pending: dict, box_anchor: tuple[float, float] | None = None) -> np.ndarray:
     """Draw saved features, then pending (unsaved) seeds on top; mark clicks and a half-drawn box."""
     from sam2_tracking.types import Box
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..masks import mask_to_box, mask_to_rle, rle_area, rle_to_mask
 from ..store.records import Feature
 from ..types import Box, SeedError
-from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number
+from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number, read_json
 
 
 def annotations_to_coco(annotations: AnnotationSet, video_name: str | None = None) -> dict:
@@ -188,11 +188,7 @@ def _annotation(number: int, ann, images: dict, categories: dict, size) -> tuple
 
 
 def load_coco(path: str | os.PathLike) -> AnnotationSet:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path} is not valid JSON: {exc}") from exc
-    return coco_to_annotations(data)
+    return coco_to_annotations(read_json(path))
 
 
 def write_coco(annotations: AnnotationSet, path: str | os.PathLike, video_name: str | None = None) -> Path:

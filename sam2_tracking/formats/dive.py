@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..store.records import Feature
 from ..types import Box, Click, SeedError
-from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number, parse_int_key
+from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number, parse_int_key, read_json
 
 DIVE_VERSION = 2
 
@@ -152,11 +152,7 @@ def _clicks_from_geometry(geometry, where: str) -> tuple[Click, ...]:
 
 
 def load_dive_json(path: str | os.PathLike) -> AnnotationSet:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path} is not valid JSON: {exc}") from exc
-    return dive_to_annotations(data)
+    return dive_to_annotations(read_json(path))
 
 
 def write_dive_json(annotations: AnnotationSet, path: str | os.PathLike) -> Path:

@@ -6,7 +6,9 @@ format can carry as RLE, and importing hands the store exactly what it will save
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, field
 
 from ..store.records import Feature
@@ -72,6 +74,16 @@ class AnnotationSet:
                 if feature.rle is not None:
                     return int(feature.rle["size"][0]), int(feature.rle["size"][1])
         return None
+
+
+def read_json(path: str | os.PathLike):
+    """Parse a JSON annotation file; a file that is not UTF-8 JSON raises FormatError naming it."""
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{path} is not valid JSON: {exc}") from exc
 
 
 def check_number(value, where: str, *, integer: bool = False, minimum: float | None = None) -> float | int:
