@@ -58,6 +58,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 7860
     sample_video: bool = True
+    # Resource limits (README "Reliability and security"). A frame of max_frame_pixels decodes to 3 bytes a pixel:
+    # the default, twice DCI 4K (4096x2160x2, 17.7 Mpx, 53 MB as RGB), takes any camera format in use while keeping a
+    # decoded frame, its overlay and a few cached copies well under a GB; SAM2 resizes to 1024 anyway.
+    max_frame_pixels: int = 4096 * 2160 * 2
+    max_upload_bytes: int = 4 * 1024**3  # Gradio's max_file_size: one upload, any kind
+    max_zip_members: int = 200_000  # files in any uploaded zip (a frame per file at 30 fps: nearly 2 hours)
+    max_zip_bytes: int = 8 * 1024**3  # total declared uncompressed size of any uploaded zip
+    upload_concurrency: int = 4  # upload/import handlers running at once (Gradio's default is 1: one blocks all)
+    login_max_failures: int = 5  # failed logins per user and address before a backoff starts
+    login_backoff_seconds: float = 30.0  # first lockout; doubles with each further failure, capped at 15 minutes
+    export_max_age_seconds: int = 3600  # exported files are removed after this long
+    exports_per_user: int = 10  # and never more than this many are kept per user
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -69,6 +81,13 @@ class Settings:
                 )
         if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"{ENV_PREFIX}QUEUE_URL must be empty (SQLite) or a redis:// URL, got {self.queue_url!r}")
+        for env_name, value in (("MAX_FRAME_PIXELS", self.max_frame_pixels), ("MAX_UPLOAD_BYTES", self.max_upload_bytes),
+                                ("MAX_ZIP_MEMBERS", self.max_zip_members), ("MAX_ZIP_BYTES", self.max_zip_bytes),
+                                ("UPLOAD_CONCURRENCY", self.upload_concurrency),
+                                ("LOGIN_MAX_FAILURES", self.login_max_failures),
+                                ("EXPORTS_PER_USER", self.exports_per_user)):
+            if value < 1:
+                raise ValueError(f"{ENV_PREFIX}{env_name} must be at least 1, got {value}")
 
     @property
     def store_path(self) -> Path:
@@ -97,6 +116,14 @@ def _env_accounts(name: str) -> tuple[tuple[str, str], ...]:
     return tuple(accounts)
 
 
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw.replace("_", ""))
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from None
+
+
 def load_settings() -> Settings:
     """Read settings from the environment; raises ValueError naming the variable at fault."""
     data_dir = Path(_env("DATA_DIR", "data")).expanduser().resolve()
@@ -118,4 +145,13 @@ def load_settings() -> Settings:
         host=_env("HOST", "127.0.0.1"),
         port=port,
         sample_video=_env_bool("SAMPLE_VIDEO", True),
+        max_frame_pixels=_env_int("MAX_FRAME_PIXELS", Settings.max_frame_pixels),
+        max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", Settings.max_upload_bytes),
+        max_zip_members=_env_int("MAX_ZIP_MEMBERS", Settings.max_zip_members),
+        max_zip_bytes=_env_int("MAX_ZIP_BYTES", Settings.max_zip_bytes),
+        upload_concurrency=_env_int("UPLOAD_CONCURRENCY", Settings.upload_concurrency),
+        login_max_failures=_env_int("LOGIN_MAX_FAILURES", Settings.login_max_failures),
+        login_backoff_seconds=float(_env_int("LOGIN_BACKOFF_SECONDS", int(Settings.login_backoff_seconds))),
+        export_max_age_seconds=_env_int("EXPORT_MAX_AGE_SECONDS", Settings.export_max_age_seconds),
+        exports_per_user=_env_int("EXPORTS_PER_USER", Settings.exports_per_user),
     )
