@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from ..annotations import Feature
 from ..masks import mask_to_box, mask_to_rle, rle_area, rle_to_mask
-from ..store.records import Feature
 from ..types import Box, SeedError
 from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number, read_json
 

@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from ..store.records import Feature
+from ..annotations import Feature
 from ..types import Box, Click, SeedError
 from .model import AnnotationSet, FormatError, TrackData, check_dict, check_list, check_number, parse_int_key, read_json
 

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from ..annotations import Feature
 from ..masks import mask_to_box, mask_to_rle, rle_to_mask
-from ..store.records import Feature
 from .dive import annotations_to_dive, dive_to_annotations
 from .model import AnnotationSet, FormatError, TrackData, check_dict, parse_int_key
 

@@ -1,7 +1,8 @@
-"""The one data type every format converts to and from: an AnnotationSet of TrackData, each with its Features.
+"""Validation helpers shared by the readers, and the data type every format converts to and from.
 
-Features are the store's own Feature records (masks as COCO RLE), so exporting never decodes a mask that the
-format can carry as RLE, and importing hands the store exactly what it will save.
+AnnotationSet / TrackData / Feature live in the domain module sam2_tracking.annotations (the store uses the same
+records, masks as COCO RLE), so exporting never decodes a mask a format can carry as RLE and importing hands the
+store exactly what it will save. They are re-exported here for the readers' convenience.
 """
 
 from __future__ import annotations
@@ -9,71 +10,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 
-from ..store.records import Feature
+from ..annotations import AnnotationSet, Feature, FormatError, TrackData
 
-
-class FormatError(ValueError):
-    """A file cannot be read as the format it claims; the message names the track, frame or field at fault."""
-
-
-@dataclass(frozen=True)
-class TrackData:
-    """One track and its features in frame order. track_id is the id in the file (or the store, on export)."""
-
-    track_id: int
-    confidence_pairs: tuple[tuple[str, float], ...]
-    features: tuple[Feature, ...] = ()
-    attributes: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return self.confidence_pairs[0][0] if self.confidence_pairs else "object"
-
-    @property
-    def present_features(self) -> tuple[Feature, ...]:
-        return tuple(f for f in self.features if f.present)
-
-    @property
-    def begin(self) -> int | None:
-        present = self.present_features
-        return present[0].frame_idx if present else None
-
-    @property
-    def end(self) -> int | None:
-        present = self.present_features
-        return present[-1].frame_idx if present else None
-
-
-@dataclass(frozen=True)
-class AnnotationSet:
-    """All tracks of one video. width/height/frame_count/fps are None when the file does not say (DIVE JSON)."""
-
-    tracks: tuple[TrackData, ...]
-    width: int | None = None
-    height: int | None = None
-    frame_count: int | None = None
-    fps: float | None = None
-    name: str = ""
-    groups: dict = field(default_factory=dict)
-
-    def track(self, track_id: int) -> TrackData:
-        for track in self.tracks:
-            if track.track_id == track_id:
-                return track
-        raise KeyError(f"no track {track_id} in these annotations")
-
-    def frame_size(self) -> tuple[int, int] | None:
-        """(height, width) from the set itself or from its first mask."""
-        if self.width and self.height:
-            return self.height, self.width
-        for track in self.tracks:
-            for feature in track.features:
-                if feature.rle is not None:
-                    return int(feature.rle["size"][0]), int(feature.rle["size"][1])
-        return None
+__all__ = ["AnnotationSet", "Feature", "FormatError", "TrackData"]
 
 
 def read_json(path: str | os.PathLike):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..annotations import Feature
 from ..masks import draw_overlay, rle_to_mask, track_colour
-from ..store.records import Feature
 from .model import AnnotationSet
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from ..annotations import AnnotationSet, TrackData
 from ..types import Box, Click
 from .core import _dataset_row
 from .records import EditError, RevisionConflict
@@ -19,17 +19,12 @@ from .rows import (
     track_from_row,
 )
 
-if TYPE_CHECKING:
-    from ..formats.model import AnnotationSet
-
 
 class ExchangeMixin:
     """export_annotations / import_annotations."""
 
     def export_annotations(self, dataset_id: int, include_absent: bool = True) -> AnnotationSet:
         """Every track of the dataset with its features, read in one snapshot."""
-        from ..formats.model import AnnotationSet, TrackData
-
         with self._read() as conn:
             dataset = _dataset_row(conn, dataset_id)
             tracks = [

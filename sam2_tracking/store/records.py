@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
 
 import numpy as np
 
-from ..masks import mask_to_rle, rle_to_mask
+from ..annotations import Feature  # noqa: F401 (the store's feature record lives in the domain types)
 from ..types import Box, Click, Direction, JobSpec
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
@@ -78,42 +77,6 @@ class Track:
     attributes: dict = field(default_factory=dict)
     begin: int | None = None
     end: int | None = None
-
-
-@dataclass(frozen=True)
-class Feature:
-    """A track on one frame.
-
-    keyframe: a person made it (a tracking job never overwrites its box, clicks or attributes; it may add a mask).
-    job_id: the job whose result this is (for a keyframe: the job that gave it its mask), None if a person's alone.
-    present: False records "the tracker found the object absent here" (then box and mask are None).
-    rle: the mask as COCO compressed RLE, or None; `.mask` decodes it to a bool (height, width) array.
-    """
-
-    track_id: int
-    frame_idx: int
-    box: Box | None = None
-    rle: dict | None = None
-    present: bool = True
-    score: float | None = None
-    keyframe: bool = False
-    clicks: tuple[Click, ...] = ()
-    attributes: dict = field(default_factory=dict)
-    job_id: int | None = None
-
-    @classmethod
-    def from_mask(cls, track_id: int, frame_idx: int, mask: np.ndarray | None, **kwargs) -> Feature:
-        """Build a feature from a bool mask (encoded to RLE once, here)."""
-        rle = None if mask is None else mask_to_rle(np.asarray(mask, dtype=bool))
-        return cls(track_id=track_id, frame_idx=frame_idx, rle=rle, **kwargs)
-
-    @cached_property
-    def mask(self) -> np.ndarray | None:
-        return None if self.rle is None else rle_to_mask(self.rle)
-
-    @property
-    def has_mask(self) -> bool:
-        return self.rle is not None
 
 
 @dataclass(frozen=True)
