@@ -8,20 +8,55 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from .store import CreateTrack, Dataset, UpsertKeyframe
 from .types import Box
 
+# Video containers FFmpeg reads here, and a zip of JPEG/PNG frames.
+UPLOAD_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip")
 
-def add_video(store, path: str | os.PathLike, name: str | None = None) -> Dataset:
+
+def add_video(store, path: str | os.PathLike, name: str | None = None, max_frame_pixels: int | None = None) -> Dataset:
     """Probe `path` (raises VideoError for files that are not a readable video or image sequence) and add it."""
     from .video import probe_video
 
     path = Path(path).resolve()
     info = probe_video(path)
+    if max_frame_pixels is not None:
+        # Decoded frames can be larger than a lying container header said; refuse those too before storing.
+        from .upload_checks import check_frame_size
+
+        check_frame_size(info.width, info.height, max_frame_pixels, path.name)
     return store.add_dataset(name or path.name, str(path), info.kind, info.frame_count, info.fps, info.width,
                              info.height)
+
+
+def add_uploaded_video(store, settings, source: str | os.PathLike, name: str | None = None) -> Dataset:
+    """Check an uploaded file against the limits from its headers, copy it into the video folder and add it.
+
+    Raises VideoError (UploadError for a broken limit) with nothing stored: the checks run on the upload itself,
+    before the copy, and a copy that then fails to probe is removed.
+    """
+    from .upload_checks import UploadError, check_video_upload
+
+    source = Path(source)
+    if source.suffix.lower() not in UPLOAD_SUFFIXES:
+        raise UploadError(f"{source.name}: not a supported file type; use {', '.join(UPLOAD_SUFFIXES)}")
+    check_video_upload(source, settings)
+    settings.video_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.video_dir / source.name
+    counter = 1
+    while target.exists():
+        target = settings.video_dir / f"{source.stem}-{counter}{source.suffix}"
+        counter += 1
+    shutil.copyfile(source, target)
+    try:
+        return add_video(store, target, name=name or source.name, max_frame_pixels=settings.max_frame_pixels)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
 
 
 def add_video_if_missing(store, path: str | os.PathLike, seed_file: str | os.PathLike | None = None) -> Dataset:

@@ -7,7 +7,6 @@ them to components. Every handler that changes data checks its preconditions on 
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import gradio as gr
@@ -21,8 +20,6 @@ from ui import annotate_state as st
 from ui.admin import admin_state
 from ui.frames import FrameCache, render_frame
 from ui.views import job_summary
-
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip")
 
 
 class AnnotateHandlers:
@@ -81,25 +78,17 @@ class AnnotateHandlers:
         return state
 
     def upload_video(self, file_path: str | None) -> int:
-        from sam2_tracking.library import add_video
+        from sam2_tracking.library import add_uploaded_video
         from sam2_tracking.video import VideoError
 
         if not file_path:
             raise gr.Error("Choose a video file (mp4, mov, avi, mkv, webm) or a zip of JPEG/PNG frames.")
         source = Path(file_path)
-        if source.suffix.lower() not in VIDEO_SUFFIXES:
-            raise gr.Error(f"{source.name}: not a supported file type; use {', '.join(VIDEO_SUFFIXES)}.")
-        self.settings.video_dir.mkdir(parents=True, exist_ok=True)
-        target = self.settings.video_dir / source.name
-        counter = 1
-        while target.exists():
-            target = self.settings.video_dir / f"{source.stem}-{counter}{source.suffix}"
-            counter += 1
-        shutil.copyfile(source, target)
         try:
-            return add_video(self.store, target, name=source.name).dataset_id
+            # Header checks against the limits come first (library.add_uploaded_video): nothing is decoded or stored
+            # for a file that breaks one.
+            return add_uploaded_video(self.store, self.settings, source).dataset_id
         except VideoError as exc:
-            target.unlink(missing_ok=True)
             raise gr.Error(f"{source.name}: {exc}") from None
 
     def go_to_frame(self, state: dict, frame_idx) -> dict:

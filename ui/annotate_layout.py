@@ -93,7 +93,10 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
         return (*view(h.open_dataset(s, dataset_id), "Video added."),
                 gr.update(choices=h.dataset_choices(), value=dataset_id))
 
-    upload.upload(on_upload, [state, upload], [*view_outputs, dataset_choice], api_name="upload_video")
+    # Probing an upload reads the whole file; with Gradio's default of one run per event, one slow upload would
+    # make every other user's upload wait behind it.
+    upload.upload(on_upload, [state, upload], [*view_outputs, dataset_choice], api_name="upload_video",
+                  concurrency_limit=settings.upload_concurrency, concurrency_id="file_uploads")
     frame_slider.release(lambda s, f: view(h.go_to_frame(s, f)), [state, frame_slider], view_outputs,
                          api_name="go_to_frame")
     track_choice.input(lambda s, t: view(h.select_track(s, t)), [state, track_choice], view_outputs,
@@ -128,7 +131,8 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     export_button.click(lambda s, fmt: exchange.export_dataset(settings, store, s["dataset_id"], fmt),
                         [state, export_format], [export_file], api_name="export")
     import_button.click(on_import, [state, import_upload, import_format, import_replace], view_outputs,
-                        api_name="import_annotations")
+                        api_name="import_annotations", concurrency_limit=settings.upload_concurrency,
+                        concurrency_id="file_uploads")
 
     def poll(s):
         text, preview = h.job_progress(s)

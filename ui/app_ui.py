@@ -7,7 +7,7 @@ import gradio as gr
 from sam2_tracking.settings import Settings
 from ui.admin import build_admin_tab
 from ui.annotate_layout import build_annotate_tab
-from ui.auth import check_login
+from ui.auth import ClientAddressMiddleware, make_auth
 
 TITLE = "SAM2 mask tracking"
 
@@ -26,8 +26,13 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
 def launch_options(settings: Settings) -> dict:
     options = {"server_name": settings.host, "server_port": settings.port, "show_error": True,
                # Exports are written under the data folder; Gradio serves only files in allowed paths.
-               "allowed_paths": [str(settings.data_dir / "exports")]}
+               "allowed_paths": [str(settings.data_dir / "exports")],
+               # Gradio refuses larger uploads while they stream in, before any handler sees them.
+               "max_file_size": settings.max_upload_bytes}
     if settings.admin_auth_enabled:
-        options["auth"] = lambda username, password: check_login(settings, username, password)
+        from starlette.middleware import Middleware
+
+        options["auth"] = make_auth(settings)
+        options["app_kwargs"] = {"middleware": [Middleware(ClientAddressMiddleware)]}
         options["auth_message"] = "Log in with your annotator account, or the admin account for the Admin tab."
     return options

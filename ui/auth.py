@@ -4,15 +4,99 @@ hiding the Admin tab is not protection.
 
 from __future__ import annotations
 
+import contextvars
 import hmac
+import threading
+import time
+from collections import OrderedDict
 
 import gradio as gr
 
 from sam2_tracking.settings import Settings
 
+# The longest lockout, and how many (user, address) pairs are remembered: a spray of made-up names must not grow
+# memory without bound (the oldest entries go first).
+MAX_BACKOFF_SECONDS = 900.0
+MAX_TRACKED_LOGINS = 10_000
+
+# Gradio calls the auth callable with (username, password) only; ClientAddressMiddleware puts the caller's address
+# here for the duration of each HTTP request, so the throttle can count failures per user AND address (counting per
+# user alone would let anyone lock the admin out).
+_client_address: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="unknown")
+
+
+class LoginThrottle:
+    """Counts failed logins per (username, address). After `max_failures` in a row, that pair is locked out for
+    `backoff` seconds, doubling with each further failure up to MAX_BACKOFF_SECONDS; a success clears the count.
+    While locked out the password is not even checked, so guessing goes no faster by trying harder."""
+
+    def __init__(self, max_failures: int, backoff: float, clock=time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.backoff = backoff
+        self._clock = clock
+        self._failures: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()  # key -> (count, locked until)
+        self._lock = threading.Lock()
+
+    def seconds_locked(self, key: tuple[str, str]) -> float:
+        with self._lock:
+            _count, until = self._failures.get(key, (0, 0.0))
+        return max(0.0, until - self._clock())
+
+    def record(self, key: tuple[str, str], success: bool) -> None:
+        with self._lock:
+            if success:
+                self._failures.pop(key, None)
+                return
+            count, _until = self._failures.pop(key, (0, 0.0))
+            count += 1
+            until = 0.0
+            if count >= self.max_failures:
+                until = self._clock() + min(MAX_BACKOFF_SECONDS, self.backoff * 2 ** (count - self.max_failures))
+            self._failures[key] = (count, until)
+            while len(self._failures) > MAX_TRACKED_LOGINS:
+                self._failures.popitem(last=False)
+
+
+class ClientAddressMiddleware:
+    """Plain ASGI middleware (it runs in the request's own task, so the context variable reaches the login route)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") == "http":
+            client = scope.get("client")
+            token = _client_address.set(client[0] if client else "unknown")
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _client_address.reset(token)
+        else:
+            await self.app(scope, receive, send)
+
+
+def make_auth(settings: Settings, throttle: LoginThrottle | None = None):
+    """The callable for `launch(auth=...)`: check_login behind a LoginThrottle. A locked-out attempt gets HTTP 429
+    with the wait in the message (Gradio's login page shows the error's detail)."""
+    from fastapi import HTTPException
+
+    throttle = throttle or LoginThrottle(settings.login_max_failures, settings.login_backoff_seconds)
+
+    def auth(username: str, password: str) -> bool:
+        key = (username, _client_address.get())
+        wait = throttle.seconds_locked(key)
+        if wait > 0:
+            raise HTTPException(status_code=429, detail=f"Too many failed logins for {username!r}: "
+                                f"try again in {int(wait) + 1} s.")
+        ok = check_login(settings, username, password)
+        throttle.record(key, ok)
+        return ok
+
+    return auth
+
 
 def check_login(settings: Settings, username: str, password: str) -> bool:
-    """Gradio's auth callback: the admin account or one of the annotator accounts (constant-time compares)."""
+    """The admin account or one of the annotator accounts (constant-time compares)."""
     accounts = [(settings.admin_user, settings.admin_password), *settings.annotators]
     ok = False
     for user, secret in accounts:
