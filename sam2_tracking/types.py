@@ -144,9 +144,12 @@ class ObjectSeeds:
 class FrameMask:
     """The tracker's result for one object on one frame.
 
-    present: SAM2's object score says the object is visible; when False, mask and box are None.
+    present: SAM2's object score says the object is visible; when False, mask, rle and box are None.
     score: SAM2's object score logit (> 0 means present).
-    mask: bool (height, width) at video resolution, or None when absent.
+    mask: bool (height, width) at video resolution, or None when absent or when the mask travels as `rle`.
+    rle: the mask as COCO compressed RLE ({"size": [h, w], "counts": str}); the tracker hands masks over this way
+        (a few KB instead of height x width bytes), so a batch's memory does not grow with the frame size.
+    Use mask_array() to get the bool array whichever way the mask travels.
     """
 
     frame_idx: int
@@ -155,12 +158,22 @@ class FrameMask:
     score: float
     mask: np.ndarray | None = None
     box: Box | None = None
+    rle: dict | None = None
 
     def __post_init__(self) -> None:
-        if self.present and self.mask is None:
+        if self.present and self.mask is None and self.rle is None:
             raise ValueError(f"frame {self.frame_idx}, track {self.track_id}: present but no mask")
-        if not self.present and self.mask is not None:
+        if not self.present and (self.mask is not None or self.rle is not None):
             raise ValueError(f"frame {self.frame_idx}, track {self.track_id}: absent but carries a mask")
+
+    def mask_array(self) -> np.ndarray | None:
+        """The mask as bool (height, width), decoding `rle` (made by our tracker, so trusted) when needed."""
+        if self.mask is not None or self.rle is None:
+            return self.mask
+        from pycocotools import mask as mask_utils
+
+        encoded = {"size": list(self.rle["size"]), "counts": self.rle["counts"].encode("ascii")}
+        return mask_utils.decode(encoded).astype(bool)
 
 
 @dataclass(frozen=True)

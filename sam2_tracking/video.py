@@ -9,12 +9,14 @@ Nothing here imports torch; PyAV and Pillow are imported when a source is opened
 
 from __future__ import annotations
 
+import bisect
 import re
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,8 +25,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DEFAULT_IMAGE_FPS = 30.0
 # Going forward, decoding on from the current position beats a seek (which restarts at a keyframe) for short gaps.
 SEQUENTIAL_GAP = 48
-# Reading backward decodes blocks of frames forward and hands them out in reverse; this caps a block's memory.
-BACKWARD_BLOCK_BYTES = 256 * 1024 * 1024
+# Reading backward decodes a GOP (keyframe to the frame wanted) forward once and hands it out in reverse; this caps
+# the decoded frames one block holds (kept as the decoder's YUV frames, 1.5 bytes a pixel for 4:2:0).
+BACKWARD_BLOCK_BYTES = 512 * 1024 * 1024
+# The LRU cache of recently read frames, in bytes of RGB: about ten 1080p frames.
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class VideoError(ValueError):
@@ -42,39 +47,46 @@ class VideoInfo:
 
 def probe_video(path: str | Path) -> VideoInfo:
     """Frame count, fps, size and kind of a video file, image folder or image zip; raises VideoError."""
-    with open_video(path, cache_size=1) as source:
+    with open_video(path, cache_bytes=1) as source:
         return source.info
 
 
-def open_video(path: str | Path, cache_size: int = 8, images_fps: float = DEFAULT_IMAGE_FPS) -> FrameSource:
+def open_video(
+    path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, images_fps: float = DEFAULT_IMAGE_FPS
+) -> FrameSource:
     """Open a video file (mp4, mov, avi, mkv, webm) or an image sequence (folder or .zip of JPEG/PNG, sorted by
-    name with numbers compared as numbers). images_fps is the frame rate reported for image sequences."""
+    name with numbers compared as numbers). images_fps is the frame rate reported for image sequences.
+    cache_bytes bounds the cache of recently read frames (at least one frame is always kept)."""
     p = Path(path)
     if not p.exists():
         raise VideoError(f"{p} does not exist")
     if p.is_dir():
-        return ImageSequenceSource(p, cache_size, images_fps)
+        return ImageSequenceSource(p, cache_bytes, images_fps)
     if p.suffix.lower() == ".zip":
-        return ImageSequenceSource(p, cache_size, images_fps)
+        return ImageSequenceSource(p, cache_bytes, images_fps)
     if p.suffix.lower() in IMAGE_EXTENSIONS:
         raise VideoError(
             f"{p.name} is a single image: upload a video file, or a folder or .zip of the frames as JPEG/PNG images"
         )
-    return VideoFileSource(p, cache_size)
+    return VideoFileSource(p, cache_bytes)
 
 
 class FrameSource:
     """Random and sequential access to the frames of one video. Use as a context manager or call close().
 
-    read(i) is frame-accurate; iter_frames() is the fast way through many frames. A small LRU cache holds the last
-    `cache_size` frames read, so a frame asked for twice in a row is decoded once.
+    read(i) is frame-accurate; iter_frames() is the fast way through many frames. A small LRU cache holds the frames
+    read last, up to `cache_bytes` (never fewer than one), so a frame asked for twice in a row is decoded once.
+    decoded_frames counts every frame the decoder produced (or image file decoded): the measure of decoding work.
+    Not thread-safe: callers that share a source between threads serialise access to it.
     """
 
-    def __init__(self, path: Path, info: VideoInfo, cache_size: int) -> None:
+    def __init__(self, path: Path, info: VideoInfo, cache_bytes: int) -> None:
         self.path = path
         self.info = info
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_size = max(1, int(cache_size))
+        frame_bytes = max(1, info.width * info.height * 3)
+        self._cache_size = max(1, int(cache_bytes) // frame_bytes)
+        self.decoded_frames = 0
 
     @property
     def frame_count(self) -> int:
@@ -163,7 +175,7 @@ class FrameSource:
 class VideoFileSource(FrameSource):
     """A video file decoded with PyAV (FFmpeg)."""
 
-    def __init__(self, path: Path, cache_size: int = 8) -> None:
+    def __init__(self, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
         import av
 
         self._av = av
@@ -178,7 +190,7 @@ class VideoFileSource(FrameSource):
             if not self._container.streams.video:
                 raise VideoError(f"{path.name} has no video stream (is it an audio file?)")
             self._stream = self._container.streams.video[0]
-            self._pts = self._index_frames(path)
+            self._pts, keyframe_pts = self._index_frames(path)
             self._pts_to_idx = {pts: idx for idx, pts in enumerate(self._pts)}
             ctx = self._stream.codec_context
             if ctx is None:
@@ -191,7 +203,9 @@ class VideoFileSource(FrameSource):
                 height=int(ctx.height),
                 kind="video",
             )
-            super().__init__(path, info, cache_size)
+            # Frame indices of keyframes, ascending: a backward read decodes from one of these, once per GOP.
+            self._keyframes = sorted(self._pts_to_idx[p] for p in keyframe_pts if p in self._pts_to_idx)
+            super().__init__(path, info, cache_bytes)
             self._decoder: Iterator | None = None
             self._last_idx = -1
             # Decode the first and the last frame now, so an unsupported codec or a file cut short fails at open,
@@ -203,10 +217,12 @@ class VideoFileSource(FrameSource):
             self._container.close()
             raise
         self._cache.clear()
+        self.decoded_frames = 0
 
-    def _index_frames(self, path: Path) -> list[int]:
+    def _index_frames(self, path: Path) -> tuple[list[int], set[int]]:
         av = self._av
         pts_list: list[int] = []
+        keyframes: set[int] = set()
         missing = 0
         try:
             for packet in self._container.demux(self._stream):
@@ -217,6 +233,8 @@ class VideoFileSource(FrameSource):
                     missing += 1
                 else:
                     pts_list.append(int(pts))
+                    if packet.is_keyframe:
+                        keyframes.add(int(pts))
         except av.error.FFmpegError as exc:
             raise VideoError(f"{path.name} is truncated or corrupt ({_av_reason(exc)})") from exc
         if missing:
@@ -229,7 +247,7 @@ class VideoFileSource(FrameSource):
         if len(set(pts_list)) != len(pts_list):
             raise VideoError(f"{path.name} has frames with duplicate timestamps; re-encode it to a standard MP4")
         pts_list.sort()
-        return pts_list
+        return pts_list, keyframes
 
     def _decode(self, idx: int) -> np.ndarray:
         gap = idx - self._last_idx
@@ -264,8 +282,9 @@ class VideoFileSource(FrameSource):
         self._decoder = iter(self._container.decode(self._stream))
         self._last_idx = -1
 
-    def _decode_onward(self) -> Iterator[tuple[int, np.ndarray]]:
-        """Continue the current decoder, yielding (frame_idx, rgb); frames whose timestamp is unknown are skipped."""
+    def _decode_onward(self, rgb: bool = True) -> Iterator[tuple[int, Any]]:
+        """Continue the current decoder, yielding (frame_idx, rgb array), or (frame_idx, av.VideoFrame) when rgb is
+        False (half the memory of RGB for 4:2:0 video); frames whose timestamp is unknown are skipped."""
         av = self._av
         assert self._decoder is not None
         while True:
@@ -277,42 +296,54 @@ class VideoFileSource(FrameSource):
             except av.error.FFmpegError as exc:
                 self._decoder = None
                 raise VideoError(f"{self.path.name} is corrupt or truncated ({_av_reason(exc)})") from exc
+            self.decoded_frames += 1
             pts = frame.pts if frame.pts is not None else frame.dts
             frame_idx = self._pts_to_idx.get(pts)
             if frame_idx is None:
                 continue
             self._last_idx = frame_idx
-            yield frame_idx, frame.to_ndarray(format="rgb24")
+            yield frame_idx, (frame.to_ndarray(format="rgb24") if rgb else frame)
 
     def _iter_backward(self, indices: range) -> Iterator[tuple[int, np.ndarray]]:
         if indices.step != -1:
             yield from super()._iter_backward(indices)
             return
-        block = max(1, min(256, BACKWARD_BLOCK_BYTES // max(1, self.width * self.height * 3)))
+        # A block runs from a keyframe to the frame wanted next, so each frame is decoded once; a GOP longer than
+        # the byte cap is split, and its earlier parts decode the GOP's head again (the price of bounded memory).
+        block = max(1, BACKWARD_BLOCK_BYTES * 2 // max(1, self.width * self.height * 3))
         end = indices.start
         last = indices.stop + 1  # inclusive lower bound
         while end >= last:
-            begin = max(last, end - block + 1)
-            frames: dict[int, np.ndarray] = {}
+            keyframe = self._keyframe_at_or_before(end)
+            begin = max(last, keyframe, end - block + 1)
+            frames: dict[int, Any] = {}
             for idx in range(begin, end + 1):
                 cached = self._cache.get(idx)
                 if cached is not None:
                     frames[idx] = cached
             if len(frames) < end - begin + 1:
                 self._seek(begin)
-                for frame_idx, rgb in self._decode_onward():
+                for frame_idx, frame in self._decode_onward(rgb=False):
                     if frame_idx > end:
                         break
-                    if frame_idx >= begin:
-                        rgb.flags.writeable = False
-                        frames[frame_idx] = rgb
+                    if frame_idx >= begin and frame_idx not in frames:
+                        frames[frame_idx] = frame
                     if frame_idx == end:
                         break
             for idx in range(end, begin - 1, -1):
                 if idx not in frames:
                     raise VideoError(f"{self.path.name}: frame {idx} cannot be decoded; the file looks truncated")
-                yield idx, frames.pop(idx)
+                frame = frames.pop(idx)
+                if not isinstance(frame, np.ndarray):
+                    frame = frame.to_ndarray(format="rgb24")
+                    frame.flags.writeable = False
+                yield idx, frame
             end = begin - 1
+
+    def _keyframe_at_or_before(self, idx: int) -> int:
+        """The last keyframe at or before idx (0 when the container marks none)."""
+        pos = bisect.bisect_right(self._keyframes, idx)
+        return self._keyframes[pos - 1] if pos else 0
 
     def close(self) -> None:
         super().close()
@@ -330,7 +361,7 @@ def _natural_key(name: str) -> list:
 class ImageSequenceSource(FrameSource):
     """A folder or .zip of JPEG/PNG frames, in name order (frame_2 before frame_10)."""
 
-    def __init__(self, path: Path, cache_size: int = 8, fps: float = DEFAULT_IMAGE_FPS) -> None:
+    def __init__(self, path: Path, cache_bytes: int = DEFAULT_CACHE_BYTES, fps: float = DEFAULT_IMAGE_FPS) -> None:
         self._zip: zipfile.ZipFile | None = None
         if path.is_dir():
             names = [
@@ -364,7 +395,8 @@ class ImageSequenceSource(FrameSource):
             raise
         height, width = first.shape[:2]
         info = VideoInfo(frame_count=len(self._names), fps=float(fps), width=width, height=height, kind="images")
-        super().__init__(path, info, cache_size)
+        super().__init__(path, info, cache_bytes)
+        self.decoded_frames = 1
         self._remember(0, first)
 
     def _load(self, idx: int) -> np.ndarray:
@@ -385,6 +417,7 @@ class ImageSequenceSource(FrameSource):
 
     def _decode(self, idx: int) -> np.ndarray:
         rgb = self._load(idx)
+        self.decoded_frames += 1
         if rgb.shape[:2] != (self.height, self.width):
             raise VideoError(
                 f"frame {idx} ({self._names[idx]}) is {rgb.shape[1]}x{rgb.shape[0]}, but the sequence starts with "

@@ -65,7 +65,7 @@ def test_video_reads_are_frame_accurate(tmp_path: Path, ext: str, codec: str, op
     path = write_video(tmp_path / f"clip.{ext}", n=30, codec=codec, options=options)
     reference = decode_all(path)
     assert len(reference) == 30
-    with open_video(path, cache_size=4) as source:
+    with open_video(path, cache_bytes=4 * W * H * 3) as source:
         assert source.info == VideoInfo(30, 30.0, W, H, "video")
         assert (source.frame_count, source.width, source.height, source.path) == (30, W, H, path)
         rng = np.random.default_rng(1)

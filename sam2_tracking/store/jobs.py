@@ -225,8 +225,9 @@ class JobsMixin:
         # Encode outside the transaction: other processes wait on the write lock only for the SQL itself.
         encoded = []
         for result in results:
-            rle = None if result.mask is None else mask_to_rle(result.mask)
-            box = result.box if result.box is not None or result.mask is None else mask_to_box(result.mask)
+            # The tracker hands masks over as RLE already (FrameMask.rle); encode only those that come as arrays.
+            rle = result.rle if result.rle is not None else (None if result.mask is None else mask_to_rle(result.mask))
+            box = result.box if result.box is not None or rle is None else mask_to_box(result.mask_array())
             encoded.append((result, rle, box if result.present else None))
         with self._write() as conn:
             job = _load_job(conn, job_id)
