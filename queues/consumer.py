@@ -9,12 +9,17 @@ One tracking job runs at a time per worker thread; on a GPU keep --workers 1 (th
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 
 from huey.consumer import Consumer
 
+from queues.config import backend_label, get_store
+from queues.dispatch import requeue_dead_workers_jobs
+from queues.tasks import huey_for
+from queues.worker import Heartbeat, describe_device, register_identity
 from sam2_tracking.settings import Settings, load_settings
 
 # Poll the queue at least every half second: the annotator is waiting for the job to start.
@@ -35,19 +40,16 @@ def default_device(queue: str) -> str:
 
 def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str | None = None,
                    embedded: bool = False):
-    """Start serving `queue` in this process; return (consumer, heartbeat). The caller runs or stops them."""
-    from queues.backends import get_huey
-    from queues.runner import get_store
-    from queues.worker import Heartbeat, describe_device, register_identity
-
-    huey = get_huey(settings, queue)
-    identity = register_identity(queue, describe_device(device or default_device(queue)))
-    get_store(settings)  # open (and migrate) the store before the first task needs it
+    """Start serving `queue` in this process; return (consumer, heartbeat, identity). The caller runs or stops
+    them."""
+    huey = huey_for(settings, queue)
+    identity = register_identity(settings, queue, describe_device(device or default_device(queue)))
+    store = get_store(settings)  # open (and migrate) the store before the first task needs it
     consumer_class = EmbeddedConsumer if embedded else Consumer
     consumer = consumer_class(huey, workers=workers, worker_type="thread", max_delay=MAX_POLL_DELAY_S,
                               periodic=False, check_worker_health=True)
-    heartbeat = Heartbeat(settings, [identity])
-    heartbeat.beat_once(get_store(settings))
+    heartbeat = Heartbeat(store, [identity], functools.partial(requeue_dead_workers_jobs, settings, store))
+    heartbeat.beat_once()
     heartbeat.start()
     return consumer, heartbeat, identity
 
@@ -65,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     if args.queue not in settings.queue_names:
         parser.error(f"unknown queue {args.queue!r}; SAM2T_QUEUES lists {', '.join(settings.queue_names)}")
-    from queues.backends import backend_label
-
     consumer, heartbeat, identity = start_consumer(settings, args.queue, args.workers, args.device)
     print(f"consumer {identity.worker_id} listening on queue {args.queue!r} ({backend_label(settings)}), "
           f"device {identity.device}, store {settings.store_path}, models {settings.model_dir}", flush=True)

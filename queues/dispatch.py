@@ -7,13 +7,17 @@ video's recorded size, and the work itself happens in a consumer.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 
-from queues.backends import UnknownQueueError, get_huey
+from queues import tasks
+from queues.config import STALE_AFTER_S, UnknownQueueError
 from queues.seeds import seeds_to_json
-from queues.worker import STALE_AFTER_S
+from queues.worker import worker_is_dead
 from sam2_tracking.settings import Settings
 from sam2_tracking.types import JobSpec, SeedError
+
+log = logging.getLogger(__name__)
 
 
 class JobSpecError(ValueError):
@@ -89,11 +93,7 @@ def enqueue_tracking_job(settings: Settings, store, spec: JobSpec) -> Enqueued:
 
 
 def send_tracking_task(settings: Settings, job_id: int, queue: str) -> str:
-    huey = get_huey(settings, queue)
-    # Build the task first to know its id (with results off, calling the task returns no handle).
-    task = huey.sam2_tasks["track"].s(job_id)
-    huey.enqueue(task)
-    return task.id
+    return tasks.send(settings, queue, "track", job_id)
 
 
 def cancel_job(settings: Settings, store, job_id: int) -> str:
@@ -105,7 +105,7 @@ def cancel_job(settings: Settings, store, job_id: int) -> str:
     store.request_cancel(job_id)
     if store.cancel_if_queued(job_id) and job.huey_task_id:
         try:
-            get_huey(settings, job.queue).revoke_by_id(job.huey_task_id)
+            tasks.huey_for(settings, job.queue).revoke_by_id(job.huey_task_id)
         except UnknownQueueError:
             pass  # the queue left the settings; the cancelled status alone keeps workers off the job
     return store.get_job(job_id).status
@@ -115,7 +115,7 @@ def enqueue_model_download(settings: Settings, store, name: str, queue: str, for
     """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning."""
     store.get_model(name)  # raises NotFound for a name the catalogue does not list
     store.update_model(name, status="queued", progress_bytes=0, total_bytes=None, error=None)
-    get_huey(settings, queue).sam2_tasks["download_model"](name, force)
+    tasks.send(settings, queue, "download_model", name, force)
     return no_worker_warning(store, queue)
 
 
@@ -130,5 +130,23 @@ def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> s
     if any(job.spec.model_name == name for job in store.list_jobs(statuses=["queued", "running"], limit=1000)):
         raise ValueError(f"model {name!r} is used by a queued or running job: cancel it or wait, then remove")
     store.update_model(name, status="removing" if record.status != "absent" else record.status)
-    get_huey(settings, queue).sam2_tasks["remove_model"](name)
+    tasks.send(settings, queue, "remove_model", name)
     return no_worker_warning(store, queue)
+
+
+def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int]:
+    """Put running jobs of `queue` whose worker is dead back on the queue; return their ids. The consumers'
+    heartbeat calls this for each queue it serves."""
+    live_ids = {w.worker_id for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
+    requeued = []
+    for job in store.list_jobs(statuses=["running"], limit=1000):
+        if job.queue != queue or not worker_is_dead(job.worker, live_ids):
+            continue
+        # The store flips running -> queued only if the job still names that worker, so two consumers that both
+        # notice the dead worker re-queue the job once.
+        if store.requeue_job(job.job_id, expected_worker=job.worker):
+            log.warning("job %s: worker %s stopped; re-queued to resume from its last committed frame",
+                        job.job_id, job.worker)
+            send_tracking_task(settings, job.job_id, queue)
+            requeued.append(job.job_id)
+    return requeued

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 
 import numpy as np
 
+from queues.config import get_store  # also imported from here by app.py and tests written before config.py
 from queues.plan import Leg, is_notification_frame, job_frames, plan_legs
 from queues.seeds import seeds_from_json
 from queues.worker import WorkerIdentity, model_device
@@ -21,21 +21,6 @@ log = logging.getLogger(__name__)
 
 PROGRESS_WRITE_INTERVAL_S = 0.5
 PREVIEW_MAX_WIDTH = 640
-
-_stores: dict[str, object] = {}
-_stores_lock = threading.Lock()
-
-
-def get_store(settings: Settings):
-    """One store connection per process and store file (the store serialises its own threads)."""
-    from sam2_tracking.store import open_store
-
-    key = str(settings.store_path)
-    with _stores_lock:
-        if key not in _stores:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            _stores[key] = open_store(settings.store_path)
-        return _stores[key]
 
 
 def run_tracking_job(settings: Settings, job_id: int, worker: WorkerIdentity) -> str:

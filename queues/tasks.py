@@ -1,45 +1,74 @@
-"""The Huey tasks: thin wrappers that hand the work to queues.runner and sam2_tracking.models.
+"""The Huey tasks, defined once at module level: thin wrappers that hand the work to queues.runner and
+sam2_tracking.models.
 
-register_tasks() attaches them to one Huey instance (one per queue); they find this process's consumer identity
-by queue name, so the same code serves the CPU and GPU consumers.
+Queue names come from the settings, so there is no module-level Huey instance to decorate; huey_for() registers
+these same functions on each queue's instance (their registry names stay queues.tasks.<name>). A task runs in a
+consumer process and finds that consumer's settings and identity in queues.worker, so one set of tasks serves the
+CPU and GPU consumers alike.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+import weakref
 
 from huey import Huey
+from huey.api import TaskWrapper
 
+from queues.config import get_huey, get_store
+from queues.runner import run_tracking_job
+from queues.worker import identity_for, served_settings
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def register_tasks(huey: Huey, settings: Settings) -> None:
-    queue = huey.name
+def track(job_id: int) -> str:
+    settings = served_settings()
+    job = get_store(settings).get_job(int(job_id))
+    return run_tracking_job(settings, job.job_id, identity_for(job.queue))
 
-    @huey.task(name="track")
-    def track(job_id: int) -> str:
-        from queues.runner import run_tracking_job
-        from queues.worker import identity_for
 
-        return run_tracking_job(settings, int(job_id), identity_for(queue))
+def download_model(name: str, force: bool = False) -> str:
+    return run_model_download(served_settings(), name, force)
 
-    @huey.task(name="download_model")
-    def download_model(name: str, force: bool = False) -> str:
-        return run_model_download(settings, name, force)
 
-    @huey.task(name="remove_model")
-    def remove_model(name: str) -> str:
-        return run_model_removal(settings, name)
+def remove_model(name: str) -> str:
+    return run_model_removal(served_settings(), name)
 
-    huey.sam2_tasks = {"track": track, "download_model": download_model, "remove_model": remove_model}
+
+TASKS = (track, download_model, remove_model)
+_wrappers: weakref.WeakKeyDictionary[Huey, dict[str, TaskWrapper]] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def huey_for(settings: Settings, queue: str) -> Huey:
+    """The Huey instance of `queue` with the tasks registered (raises config.UnknownQueueError)."""
+    return _huey_and_tasks(settings, queue)[0]
+
+
+def _huey_and_tasks(settings: Settings, queue: str) -> tuple[Huey, dict[str, TaskWrapper]]:
+    huey = get_huey(settings, queue)
+    with _lock:
+        wrappers = _wrappers.get(huey)
+        if wrappers is None:
+            wrappers = _wrappers[huey] = {fn.__name__: huey.task(name=fn.__name__)(fn) for fn in TASKS}
+        return huey, wrappers
+
+
+def send(settings: Settings, queue: str, task_name: str, *args) -> str:
+    """Put task `task_name` with `args` on `queue`; returns the Huey task id (to revoke it later)."""
+    huey, wrappers = _huey_and_tasks(settings, queue)
+    # Build the task first to know its id (with results off, calling the task returns no handle).
+    task = wrappers[task_name].s(*args)
+    huey.enqueue(task)
+    return task.id
 
 
 def run_model_download(settings: Settings, name: str, force: bool = False) -> str:
     """Download model `name` (from the store's catalogue) into this worker's model store, recording progress."""
-    from queues.runner import get_store
     from sam2_tracking.models import ModelEntry, download_model
 
     store = get_store(settings)
@@ -80,7 +109,6 @@ def run_model_download(settings: Settings, name: str, force: bool = False) -> st
 def run_model_removal(settings: Settings, name: str) -> str:
     """Delete model `name` from this worker's model store; a default model goes back to 'absent' in the catalogue,
     a custom one leaves it."""
-    from queues.runner import get_store
     from sam2_tracking.models import remove_model
 
     store = get_store(settings)

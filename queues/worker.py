@@ -11,13 +11,11 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from queues.config import HEARTBEAT_INTERVAL_S
 from sam2_tracking.settings import Settings
-
-HEARTBEAT_INTERVAL_S = 2.0
-# A worker is dead after this long without a heartbeat; several intervals, so a busy machine is not declared dead.
-STALE_AFTER_S = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +31,24 @@ class WorkerIdentity:
 
 
 _identities: dict[str, WorkerIdentity] = {}
+# The settings this process's consumers serve with (one set per process: the embedded consumers share the app's).
+_served_settings: list[Settings] = []
 
 
-def register_identity(queue: str, device: str) -> WorkerIdentity:
+def register_identity(settings: Settings, queue: str, device: str) -> WorkerIdentity:
+    """Record that this process serves `queue` with `settings`; the tasks find both here when they run."""
     host = socket.gethostname()
     identity = WorkerIdentity(f"{host}:{os.getpid()}:{queue}", queue, host, os.getpid(), device)
     _identities[queue] = identity
+    _served_settings[:] = [settings]
     return identity
+
+
+def served_settings() -> Settings:
+    """The settings of this process's consumers (a task runs only in a process that started one)."""
+    if not _served_settings:
+        raise RuntimeError("no consumer was started in this process")
+    return _served_settings[0]
 
 
 def identity_for(queue: str) -> WorkerIdentity:
@@ -94,55 +103,34 @@ def worker_is_dead(worker_id: str | None, live_worker_ids: set[str]) -> bool:
 
 
 class Heartbeat(threading.Thread):
-    """Beats for every identity of this process and re-queues jobs whose worker died, until stop()."""
+    """Beats for every identity of this process and hands each queue to `requeue` (which re-queues the jobs of
+    workers that died), until stop()."""
 
-    def __init__(self, settings: Settings, identities: list[WorkerIdentity]) -> None:
+    def __init__(self, store, identities: list[WorkerIdentity], requeue: Callable[[str], list[int]]) -> None:
         super().__init__(name="sam2-heartbeat", daemon=True)
-        self.settings = settings
+        self.store = store
         self.identities = identities
+        self.requeue = requeue
         self._stop_event = threading.Event()
 
     def run(self) -> None:
-        from queues.runner import get_store
-
-        store = get_store(self.settings)
         while not self._stop_event.is_set():
             try:
-                self.beat_once(store)
+                self.beat_once()
             except Exception:  # a locked or briefly unreachable store must not kill the heartbeat for good
                 log.exception("heartbeat failed; retrying in %.0f s", HEARTBEAT_INTERVAL_S)
             self._stop_event.wait(HEARTBEAT_INTERVAL_S)
         for identity in self.identities:
-            store.remove_worker(identity.worker_id)
+            self.store.remove_worker(identity.worker_id)
 
-    def beat_once(self, store) -> None:
+    def beat_once(self) -> None:
         for identity in self.identities:
-            store.record_heartbeat(
+            self.store.record_heartbeat(
                 identity.worker_id, identity.queue, identity.host, identity.pid, identity.device,
                 identity.current_job_id,
             )
         for identity in self.identities:
-            requeue_dead_workers_jobs(self.settings, store, identity.queue)
+            self.requeue(identity.queue)
 
     def stop(self) -> None:
         self._stop_event.set()
-
-
-def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int]:
-    """Put running jobs of `queue` whose worker is dead back on the queue; return their ids."""
-    from queues.dispatch import send_tracking_task
-
-    live_ids = {w.worker_id for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
-    requeued = []
-    for job in store.list_jobs(statuses=["running"], limit=1000):
-        if job.queue != queue or not worker_is_dead(job.worker, live_ids):
-            continue
-        # The store flips running -> queued only if the job still names that worker, so two consumers that both
-        # notice the dead worker re-queue the job once.
-        if store.requeue_job(job.job_id, expected_worker=job.worker):
-            log.warning("job %s: worker %s stopped; re-queued to resume from its last committed frame",
-                        job.job_id, job.worker)
-            send_tracking_task(settings, job.job_id, queue)
-            requeued.append(job.job_id)
-    return requeued
-

@@ -17,13 +17,13 @@ def harness(tmp_path):
     h = QueueHarness(tmp_path, tmp_path / "models")
     yield h
     h.close()
-    from queues.backends import forget_instances
+    from queues.config import forget_instances
 
     forget_instances()
 
 
 def _queued_task_count(h: QueueHarness) -> int:
-    from queues.backends import get_huey
+    from queues.config import get_huey
 
     return sum(get_huey(h.settings, queue).pending_count() for queue in h.settings.queue_names)
 

@@ -80,7 +80,7 @@ def harness(request, tmp_path, shared_model_dir):
     h.register_model()
     yield h
     h.close()
-    from queues.backends import forget_instances
+    from queues.config import forget_instances
 
     forget_instances()
 

@@ -31,7 +31,7 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
 class QueueHarness:
     def __init__(self, tmp_path: Path, model_dir: Path, queue_url: str = "",
                  queues: tuple[str, ...] = ("cpu", "gpu")) -> None:
-        from queues.runner import get_store
+        from queues.config import get_store
 
         self.tmp_path = tmp_path
         self.settings = Settings(data_dir=tmp_path / "data", model_dir=model_dir,

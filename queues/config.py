@@ -1,7 +1,10 @@
-"""One Huey instance per queue name, on the storage the settings choose (SQLite file by default, Redis by URL).
+"""The queues' configuration, huey-style: the Huey instance of each queue, the process's store, liveness timings.
 
-Huey instances are cached per process: Huey's SQLite storage keeps a connection per thread, and re-creating an
-instance for every enqueue would re-run its DDL.
+Everything else in queues/ imports from here and this module imports nothing else from queues/, so the package is
+a tree: config <- worker, plan, seeds <- runner <- tasks <- dispatch <- consumer.
+
+Instances are cached per process: Huey's SQLite storage keeps a connection per thread, and re-creating an instance
+for every enqueue would re-run its DDL. Tasks are registered on an instance by queues.tasks.huey_for().
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ from huey import Huey, RedisHuey, SqliteHuey
 
 from sam2_tracking.settings import Settings
 
+# Liveness. A consumer beats every HEARTBEAT_INTERVAL_S; a worker counts as dead after STALE_AFTER_S without a beat.
+HEARTBEAT_INTERVAL_S = 2.0
+STALE_AFTER_S = 10.0
+
 _instances: dict[tuple[str, str], Huey] = {}
+_stores: dict[str, object] = {}
 _lock = threading.Lock()
 
 
@@ -31,18 +39,15 @@ def backend_label(settings: Settings) -> str:
 
 
 def get_huey(settings: Settings, queue: str) -> Huey:
-    """The Huey instance for `queue`, created on first use; tasks are registered by queues.tasks."""
+    """The bare Huey instance for `queue`, created on first use. Enqueue through queues.tasks, which registers the
+    tasks on it."""
     if queue not in settings.queue_names:
         raise UnknownQueueError(f"unknown queue {queue!r}: this server offers {', '.join(settings.queue_names)}")
     key = (queue, settings.queue_url or str(settings.queue_db_path))
     with _lock:
         huey = _instances.get(key)
         if huey is None:
-            huey = _create_huey(settings, queue)
-            from queues.tasks import register_tasks
-
-            register_tasks(huey, settings)
-            _instances[key] = huey
+            huey = _instances[key] = _create_huey(settings, queue)
         return huey
 
 
@@ -54,7 +59,19 @@ def _create_huey(settings: Settings, queue: str) -> Huey:
     return SqliteHuey(queue, filename=str(settings.queue_db_path), results=False, timeout=30)
 
 
+def get_store(settings: Settings):
+    """One store connection per process and store file (the store serialises its own threads)."""
+    from sam2_tracking.store import open_store
+
+    key = str(settings.store_path)
+    with _lock:
+        if key not in _stores:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            _stores[key] = open_store(settings.store_path)
+        return _stores[key]
+
+
 def forget_instances() -> None:
-    """Drop cached instances (tests that switch settings in one process)."""
+    """Drop cached Huey instances (tests that switch settings in one process)."""
     with _lock:
         _instances.clear()
