@@ -1,0 +1,216 @@
+"""One-frame SAM2 preview: the mask a seed gives on its frame, exactly as a tracking job's first frame computes it.
+
+Why it equals the job bit for bit: the state is built by tracker.new_inference_state over tracker.LazyFrames (the
+same preprocessing), seeded by tracker.add_seeds (the stock `add_new_points_or_box` / `add_new_mask`), and the mask
+is what the stock `propagate_in_video` yields for the seeded start frame, turned into a FrameMask by the tracker's
+own code. The only difference from a job is that the state's frame sequence serves one frame: SAM2 asks for no
+other frame when it propagates zero frames past the seed.
+
+Why it is fast on the next click: SAM2 keeps the frame's image features in the state's "cached_features". A
+PreviewEngine keeps a few states, keyed by (model, video, frame) in an LRU bounded in bytes, and resets only their
+prompts and outputs (`reset_state`) between requests, so a further click on the same frame runs the prompt encoder,
+mask decoder and memory encoder but not the image encoder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .types import FrameMask, ObjectSeeds, Seed, SeedError
+
+# A state of SAM2.1 Tiny at 1024 holds about 190 MB of image features; at 256 about 12 MB. Three 1024 frames fit.
+DEFAULT_CACHE_BYTES = 640 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The preview of one seed: `result` is the FrameMask a job would write for the seed frame (present, score,
+    mask bool (height, width) at video resolution, box); `encoded` says whether the image encoder ran for it."""
+
+    result: FrameMask
+    encoded: bool
+    compute_ms: float
+
+
+class _OneFrameSource:
+    """A FrameSource with a single readable frame; its length is the video's, so frame indices match the job's."""
+
+    def __init__(self, frame_idx: int, frame_count: int, frame: np.ndarray | Callable[[], np.ndarray]) -> None:
+        self.frame_idx = frame_idx
+        self.frame_count = frame_count
+        self._frame = frame
+
+    def read(self, frame_idx: int) -> np.ndarray:
+        if frame_idx != self.frame_idx:
+            raise RuntimeError(f"the preview state holds frame {self.frame_idx}, SAM2 asked for {frame_idx}")
+        if callable(self._frame):
+            self._frame = self._frame()
+        frame = self._frame
+        # SAM2 keeps the tensor it made from the frame; the RGB copy is only needed once.
+        self._frame = None
+        return frame
+
+
+class _Entry:
+    def __init__(self, predictor: Any, state: dict, size: tuple[int, int]) -> None:
+        self.predictor_ref = weakref.ref(predictor)
+        self.state = state
+        self.size = size
+        self.nbytes = 0
+
+
+class PreviewEngine:
+    """Previews seeds on frames, keeping recent frames' SAM2 states (with their image features) in an LRU bounded
+    by max_bytes. Thread-safe: requests are served one at a time (the states are not shareable)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self._states: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def cached_bytes(self) -> int:
+        return sum(entry.nbytes for entry in self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def preview(
+        self,
+        predictor: Any,
+        video_key: Hashable,
+        frame_count: int,
+        width: int,
+        height: int,
+        seed: Seed,
+        frame: np.ndarray | Callable[[], np.ndarray],
+        obj_id: int = 1,
+    ) -> Preview:
+        """The mask SAM2 gives `seed` on its frame.
+
+        video_key identifies the video's content (e.g. path, size and modification time): states are reused only
+        for the same predictor, video_key and frame. frame is the seed frame as uint8 RGB (height, width, 3) at
+        video resolution, or a function returning it (called only when the frame's features are not cached).
+        obj_id is the track id the job will use. Raises SeedError for a seed that does not fit the video.
+        """
+        import torch
+
+        from .models import inference_context
+        from .tracker import _frame_results, add_seeds
+
+        if not isinstance(seed, Seed):
+            raise TypeError(f"seed must be a Seed, got {type(seed).__name__}")
+        seed.check_fits(int(width), int(height), int(frame_count))
+        objects = [ObjectSeeds(int(obj_id), (seed,))]
+        frame_idx = int(seed.frame_idx)
+        with self._lock:
+            started = time.perf_counter()
+            entry = self._entry(predictor, (id(predictor), video_key, frame_idx), frame_idx, frame_count,
+                                (int(width), int(height)), frame)
+            state = entry.state
+            encoded = frame_idx not in state["cached_features"]
+            try:
+                predictor.reset_state(state)
+                device = predictor.device
+                with torch.inference_mode(), inference_context(device):
+                    add_seeds(predictor, state, objects)
+                    # The job's first frame is what propagation yields for the seeded start frame (it also runs the
+                    # memory encoder there); zero further frames are tracked, so no other frame is read.
+                    steps = predictor.propagate_in_video(state, start_frame_idx=frame_idx, max_frame_num_to_track=0)
+                    try:
+                        step_frame_idx, _obj_ids, video_res_masks = next(steps)
+                    finally:
+                        steps.close()
+                if step_frame_idx != frame_idx:
+                    raise RuntimeError(f"SAM2 answered for frame {step_frame_idx}, not {frame_idx}")
+                result = _frame_results(state, objects, frame_idx, video_res_masks)[0]
+            except BaseException:
+                self._drop(entry)  # a state left half-seeded must not serve the next request
+                raise
+            finally:
+                if encoded:
+                    entry.nbytes = _state_bytes(state)
+                    self._evict()
+            return Preview(result, encoded, (time.perf_counter() - started) * 1000.0)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+    def _entry(self, predictor: Any, key: tuple, frame_idx: int, frame_count: int, size: tuple[int, int],
+               frame: np.ndarray | Callable[[], np.ndarray]) -> _Entry:
+        from .tracker import LazyFrames, new_inference_state
+
+        entry = self._states.get(key)
+        if entry is not None and entry.predictor_ref() is predictor and entry.size == size and \
+                entry.state["num_frames"] == frame_count and frame_idx in entry.state["cached_features"]:
+            self._states.move_to_end(key)
+            return entry
+        if callable(frame):
+            frame = _checked_loader(frame, size)
+        else:
+            _check_frame(frame, size)
+        loader = LazyFrames(_OneFrameSource(frame_idx, frame_count, frame), predictor.image_size)
+        entry = _Entry(predictor, new_inference_state(predictor, loader, size[0], size[1]), size)
+        self._states[key] = entry
+        return entry
+
+    def _drop(self, entry: _Entry) -> None:
+        for key, value in list(self._states.items()):
+            if value is entry:
+                del self._states[key]
+
+    def _evict(self) -> None:
+        # Keep at least the newest state: a single frame larger than the bound is still served, then dropped next.
+        while len(self._states) > 1 and self.cached_bytes > self.max_bytes:
+            self._states.popitem(last=False)
+
+
+def _check_frame(frame: np.ndarray, size: tuple[int, int]) -> None:
+    width, height = size
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.shape != (height, width, 3):
+        shape = getattr(frame, "shape", None)
+        raise SeedError(f"the preview frame must be uint8 RGB of shape ({height}, {width}, 3), got {shape}")
+
+
+def _checked_loader(load: Callable[[], np.ndarray], size: tuple[int, int]) -> Callable[[], np.ndarray]:
+    def load_checked() -> np.ndarray:
+        frame = load()
+        _check_frame(frame, size)
+        return frame
+
+    return load_checked
+
+
+def _state_bytes(state: dict) -> int:
+    """Bytes held by a preview state's tensors (image features dominate; everything else is small)."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def walk(value: Any) -> None:
+        nonlocal total
+        if isinstance(value, torch.Tensor):
+            key = value.untyped_storage().data_ptr()
+            if key not in seen:
+                seen.add(key)
+                total += value.untyped_storage().nbytes()
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(state["cached_features"])
+    walk(state["constants"])
+    return total
