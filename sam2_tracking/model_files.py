@@ -63,7 +63,7 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class DownloadLimits:
-    """Caps for one download (Settings: SAM2T_MAX_CHECKPOINT_BYTES, SAM2T_DOWNLOAD_*_TIMEOUT_S)."""
+    """Caps for one download (Settings: SAM2T_MAX_CHECKPOINT_BYTES, SAM2T_DOWNLOAD_*_TIMEOUT_SECONDS)."""
 
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
@@ -359,8 +359,8 @@ def _timeout_message(url: str, exc: Exception, limits: DownloadLimits) -> str:
 
     if isinstance(exc, httpx.ConnectTimeout):
         return (f"could not connect to {url} within {limits.connect_timeout_s:g} s "
-                "(SAM2T_DOWNLOAD_CONNECT_TIMEOUT_S): check the address and the server's network")
-    return (f"{url} sent nothing for {limits.read_timeout_s:g} s (SAM2T_DOWNLOAD_READ_TIMEOUT_S); "
+                "(SAM2T_DOWNLOAD_CONNECT_TIMEOUT_SECONDS): check the address and the server's network")
+    return (f"{url} sent nothing for {limits.read_timeout_s:g} s (SAM2T_DOWNLOAD_READ_TIMEOUT_SECONDS); "
             "the server or the network stalled: try again later")
 
 

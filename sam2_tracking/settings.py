@@ -70,6 +70,9 @@ class Settings:
     login_backoff_seconds: float = 30.0  # first lockout; doubles with each further failure, capped at 15 minutes
     export_max_age_seconds: int = 3600  # exported files are removed after this long
     exports_per_user: int = 10  # and never more than this many are kept per user
+    max_checkpoint_bytes: int = 2_000_000_000  # a model download or upload; SAM2.1 Large is 898 MB
+    download_connect_timeout_seconds: int = 15
+    download_read_timeout_seconds: int = 60  # the longest a download waits for its next bytes (not the whole file)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -85,7 +88,10 @@ class Settings:
                                 ("MAX_ZIP_MEMBERS", self.max_zip_members), ("MAX_ZIP_BYTES", self.max_zip_bytes),
                                 ("UPLOAD_CONCURRENCY", self.upload_concurrency),
                                 ("LOGIN_MAX_FAILURES", self.login_max_failures),
-                                ("EXPORTS_PER_USER", self.exports_per_user)):
+                                ("EXPORTS_PER_USER", self.exports_per_user),
+                                ("MAX_CHECKPOINT_BYTES", self.max_checkpoint_bytes),
+                                ("DOWNLOAD_CONNECT_TIMEOUT_SECONDS", self.download_connect_timeout_seconds),
+                                ("DOWNLOAD_READ_TIMEOUT_SECONDS", self.download_read_timeout_seconds)):
             if value < 1:
                 raise ValueError(f"{ENV_PREFIX}{env_name} must be at least 1, got {value}")
 
@@ -154,4 +160,8 @@ def load_settings() -> Settings:
         login_backoff_seconds=float(_env_int("LOGIN_BACKOFF_SECONDS", int(Settings.login_backoff_seconds))),
         export_max_age_seconds=_env_int("EXPORT_MAX_AGE_SECONDS", Settings.export_max_age_seconds),
         exports_per_user=_env_int("EXPORTS_PER_USER", Settings.exports_per_user),
+        max_checkpoint_bytes=_env_int("MAX_CHECKPOINT_BYTES", Settings.max_checkpoint_bytes),
+        download_connect_timeout_seconds=_env_int("DOWNLOAD_CONNECT_TIMEOUT_SECONDS",
+                                                  Settings.download_connect_timeout_seconds),
+        download_read_timeout_seconds=_env_int("DOWNLOAD_READ_TIMEOUT_SECONDS", Settings.download_read_timeout_seconds),
     )
