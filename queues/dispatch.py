@@ -80,13 +80,13 @@ def validate_job_spec(settings: Settings, store, spec: JobSpec):
     return dataset, seeds_to_json(seeds_by_track)
 
 
-def enqueue_tracking_job(settings: Settings, store, spec: JobSpec) -> Enqueued:
-    """Validate spec, record the job and put it on its queue."""
+def enqueue_tracking_job(settings: Settings, store, spec: JobSpec, owner: str | None = None) -> Enqueued:
+    """Validate spec, record the job (started by `owner`, see queues.jobs_api.Caller) and put it on its queue."""
     from queues.plan import job_frames
 
     dataset, seeds_json = validate_job_spec(settings, store, spec)
     spec = dataclasses.replace(spec, extra={**spec.extra, "seeds": seeds_json})
-    job = store.create_job(spec, frames_total=len(job_frames(spec, dataset.frame_count)))
+    job = store.create_job(spec, frames_total=len(job_frames(spec, dataset.frame_count)), owner=owner)
     task_id = send_tracking_task(settings, job.job_id, spec.queue)
     store.update_job(job.job_id, huey_task_id=task_id)
     return Enqueued(job.job_id, no_worker_warning(store, spec.queue))
@@ -96,13 +96,16 @@ def send_tracking_task(settings: Settings, job_id: int, queue: str) -> str:
     return tasks.send(settings, queue, "track", job_id)
 
 
-def cancel_job(settings: Settings, store, job_id: int) -> str:
+def cancel_job(settings: Settings, store, job_id: int, reason: str | None = None) -> str:
     """Cancel a job: a queued one is cancelled and revoked at once, a running one stops within a frame and keeps
-    its committed batches. Returns the job's status after the request."""
+    its committed batches. `reason` (when someone other than the owner stops it) is kept as the job's message.
+    Returns the job's status after the request. No permission check here: see queues.jobs_api."""
     job = store.get_job(job_id)
     if job.finished:
         return job.status
     store.request_cancel(job_id)
+    if reason:
+        store.update_job(job_id, error=reason)
     if store.cancel_if_queued(job_id) and job.huey_task_id:
         try:
             tasks.huey_for(settings, job.queue).revoke_by_id(job.huey_task_id)
@@ -127,8 +130,16 @@ def live_workers_by_queue(settings: Settings, store) -> dict[str, list]:
 def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> str | None:
     """Ask a consumer of `queue` to delete model `name` from its model store (the store it downloads into)."""
     record = store.get_model(name)
-    if any(job.spec.model_name == name for job in store.list_jobs(statuses=["queued", "running"], limit=1000)):
-        raise ValueError(f"model {name!r} is used by a queued or running job: cancel it or wait, then remove")
+    waiting = [job for job in store.list_jobs(statuses=["queued", "running"], limit=None)
+               if job.spec.model_name == name]
+    running = [job.job_id for job in waiting if job.status == "running"]
+    if running:
+        raise ValueError(f"model {name!r} is used by running job(s) {', '.join(map(str, running))}: cancel them "
+                         "(Admin jobs table) or wait, then remove")
+    # A queued job on the model would fail once it is gone, and may belong to someone no longer around to cancel
+    # it: cancel it here, telling its owner why, rather than let it block the removal.
+    for job in waiting:
+        cancel_job(settings, store, job.job_id, reason=f"cancelled: an admin removed the model {name!r}")
     store.update_model(name, status="removing" if record.status != "absent" else record.status)
     tasks.send(settings, queue, "remove_model", name)
     return no_worker_warning(store, queue)
@@ -139,7 +150,7 @@ def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int
     heartbeat calls this for each queue it serves."""
     live_ids = {w.worker_id for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
     requeued = []
-    for job in store.list_jobs(statuses=["running"], limit=1000):
+    for job in store.list_jobs(statuses=["running"], limit=None):
         if job.queue != queue or not worker_is_dead(job.worker, live_ids):
             continue
         # The store flips running -> queued only if the job still names that worker, so two consumers that both
@@ -150,3 +161,13 @@ def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int
             send_tracking_task(settings, job.job_id, queue)
             requeued.append(job.job_id)
     return requeued
+
+
+def stop_jobs(settings: Settings, store, reason: str) -> list[int]:
+    """Stop every queued and running tracking job: queued ones are cancelled at once, running ones stop within a
+    frame keeping their committed frames. `reason` is the message their owners read. Returns the job ids."""
+    stopped = []
+    for job in store.list_jobs(statuses=["queued", "running"], limit=None):
+        cancel_job(settings, store, job.job_id, reason=reason)
+        stopped.append(job.job_id)
+    return stopped

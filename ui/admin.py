@@ -9,11 +9,12 @@ import time
 
 import gradio as gr
 
-from queues import dispatch
+from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
 from ui.auth import require_admin
 from ui.views import jobs_rows, models_rows, workers_rows
 
+SAM2_OFF_MESSAGE = "stopped: an admin turned SAM2 off (the frames tracked so far are kept)"
 SAM2_ENABLED = "sam2_enabled"
 TRACKING_ENABLED = "tracking_enabled"
 MODEL_QUEUE = "model_queue"
@@ -35,9 +36,13 @@ def admin_state(settings: Settings, store) -> dict:
 def set_sam2_enabled(settings: Settings, store, enabled: bool, request: gr.Request | None) -> str:
     require_admin(settings, request)
     store.set_setting(SAM2_ENABLED, bool(enabled))
-    if not enabled:
-        store.set_setting(TRACKING_ENABLED, False)  # tracking needs SAM2 support
-    return "SAM2 support is on." if enabled else "SAM2 support is off; mask tracking is off too."
+    if enabled:
+        return "SAM2 support is on."
+    store.set_setting(TRACKING_ENABLED, False)  # tracking needs SAM2 support
+    caller = jobs_api.Caller.from_login(getattr(request, "username", None), is_admin=True)
+    stopped = jobs_api.stop_all_jobs(settings, store, caller, SAM2_OFF_MESSAGE)
+    return "SAM2 support is off; mask tracking is off too" + (
+        f"; stopped job(s) {', '.join(map(str, stopped))} (their tracked frames are kept)." if stopped else ".")
 
 
 def set_tracking_enabled(settings: Settings, store, enabled: bool, request: gr.Request | None) -> str:

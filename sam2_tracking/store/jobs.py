@@ -42,7 +42,7 @@ _JOB_COLUMNS = (
     "job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,"
     " last_committed_frame_idx, committed_forward_idx, committed_backward_idx, notify_frame_idx, notify_frames_done,"
     " notify_percent, notify_preview_jpeg, notify_preview_path, notify_at, notify_frames_total, notifications_count, error, worker,"
-    " resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at, undone_at"
+    " resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at, undone_at, owner"
 )
 
 # Columns update_job may set directly; progress counters of committed frames are owned by write_job_batch.
@@ -57,7 +57,7 @@ def _job_from_row(row: tuple) -> Job:
     (job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,
      last_committed, forward_idx, backward_idx, n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_total, n_count, error,
      worker, resumed_count, cancel_requested, huey_task_id, created_at, started_at, finished_at, heartbeat_at,
-     undone_at) = row
+     undone_at, owner) = row
     notification = None
     if n_frame is not None:
         notification = JobNotification(n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_total)
@@ -65,7 +65,7 @@ def _job_from_row(row: tuple) -> Job:
         job_id, dataset_id, spec_from_json(spec_json), queue, status, frames_done, frames_total, fps, eta_s,
         current_frame_idx, last_committed, forward_idx, backward_idx, notification, n_count, error, worker,
         resumed_count, bool(cancel_requested), huey_task_id, created_at, started_at, finished_at, heartbeat_at,
-        undone_at,
+        undone_at, owner,
     )
 
 
@@ -79,17 +79,21 @@ def _load_job(conn: sqlite3.Connection, job_id: int) -> Job:
 class JobsMixin:
     """Job rows, progress, claiming, batch results and undo."""
 
-    def create_job(self, spec: JobSpec, frames_total: int) -> Job:
+    def create_job(self, spec: JobSpec, frames_total: int, owner: str | None = None) -> Job:
+        """A queued job. owner: who started it (login name or anonymous id), checked by queues.jobs_api."""
         if not isinstance(spec, JobSpec):
             raise TypeError(f"create_job needs a JobSpec, got {type(spec).__name__}")
+        if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 200):
+            raise ValueError("a job's owner must be a non-empty name of at most 200 characters")
         with self._write() as conn:
             _dataset_row(conn, spec.dataset_id)
             for track_id in spec.track_ids:
                 check_track_in_dataset(conn, track_id, spec.dataset_id, "new job")
             cur = conn.execute(
-                "INSERT INTO jobs (dataset_id, spec_json, queue, start_frame_idx, frames_total, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (spec.dataset_id, spec_to_json(spec), spec.queue, spec.start_frame_idx, int(frames_total), time.time()),
+                "INSERT INTO jobs (dataset_id, spec_json, queue, start_frame_idx, frames_total, created_at, owner)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (spec.dataset_id, spec_to_json(spec), spec.queue, spec.start_frame_idx, int(frames_total), time.time(),
+                 owner),
             )
             return _load_job(conn, cur.lastrowid)
 
@@ -98,10 +102,14 @@ class JobsMixin:
             return _load_job(conn, job_id)
 
     def list_jobs(
-        self, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int | None = 50
+        self, dataset_id: int | None = None, statuses: Sequence[str] | None = None, limit: int | None = 50,
+        owner: str | None = None,
     ) -> list[Job]:
-        """Newest first."""
+        """Newest first; only `owner`'s jobs when owner is given."""
         where, params = [], []
+        if owner is not None:
+            where.append("owner = ?")
+            params.append(owner)
         if dataset_id is not None:
             where.append("dataset_id = ?")
             params.append(dataset_id)

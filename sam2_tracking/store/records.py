@@ -126,6 +126,7 @@ class Job:
     finished_at: float | None
     heartbeat_at: float | None
     undone_at: float | None = None
+    owner: str | None = None  # who started it (login name or anonymous id); None for jobs from before owners
 
     @property
     def finished(self) -> bool:

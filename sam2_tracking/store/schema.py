@@ -134,7 +134,14 @@ CREATE TABLE models (
 );
 """
 
-MIGRATIONS: list[str] = [MIGRATION_1]
+# Who started each job: the login name, or an anonymous id when logins are off. NULL on jobs from before
+# ownership (only the admin may act on those).
+MIGRATION_2 = """
+ALTER TABLE jobs ADD COLUMN owner TEXT;
+CREATE INDEX jobs_owner ON jobs (owner, job_id);
+"""
+
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
