@@ -16,6 +16,7 @@ import sys
 
 from huey.consumer import Consumer
 
+from queues.catalogue import reset_stale_downloads
 from queues.config import backend_label, get_store
 from queues.dispatch import requeue_dead_workers_jobs
 from queues.tasks import huey_for
@@ -45,6 +46,7 @@ def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str
     huey = huey_for(settings, queue)
     identity = register_identity(settings, queue, describe_device(device or default_device(queue)))
     store = get_store(settings)  # open (and migrate) the store before the first task needs it
+    reset_stale_downloads(settings, store)  # a killed consumer's download would show "downloading" forever
     consumer_class = EmbeddedConsumer if embedded else Consumer
     consumer = consumer_class(huey, workers=workers, worker_type="thread", max_delay=MAX_POLL_DELAY_S,
                               periodic=False, check_worker_health=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 
 from huey import Huey
@@ -69,41 +68,9 @@ def send(settings: Settings, queue: str, task_name: str, *args) -> str:
 
 def run_model_download(settings: Settings, name: str, force: bool = False) -> str:
     """Download model `name` (from the store's catalogue) into this worker's model store, recording progress."""
-    from sam2_tracking.models import ModelEntry, download_model
+    from queues.catalogue import run_model_download as download
 
-    store = get_store(settings)
-    record = store.get_model(name)  # NotFound if an admin removed it while the download waited in the queue
-    entry = ModelEntry(
-        name=record.name,
-        config=record.config,
-        checkpoint_url=record.checkpoint_url,
-        expected_size=record.size if record.is_default else None,
-        sha256=record.sha256 if record.is_default else None,
-        is_default=record.is_default,
-    )
-    last_write = [0.0]
-
-    def on_progress(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last_write[0] >= 0.5 or (total is not None and done >= total):
-            last_write[0] = now
-            store.update_model(name, status="downloading", progress_bytes=done, total_bytes=total)
-
-    store.update_model(name, status="downloading", progress_bytes=0, error=None)
-    try:
-        path = download_model(entry, settings.model_dir, force=force, on_progress=on_progress)
-    except Exception as exc:
-        store.update_model(name, status="failed", error=str(exc))
-        raise
-    from sam2_tracking.models import model_status
-
-    manifest = model_status(settings.model_dir, name) or {}
-    store.update_model(
-        name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
-        progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"), error=None,
-    )
-    log.info("model %s ready in %s", name, path)
-    return "ready"
+    return download(settings, get_store(settings), name, force)
 
 
 def run_model_removal(settings: Settings, name: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .model_config import ModelError, builtin_config_text, load_config_file, validate_config
+from .model_config import MAX_CONFIG_BYTES, ModelError, builtin_config_text, load_config_file, validate_config
 from .model_files import (
     DEFAULT_MAX_CHECKPOINT_BYTES,
     MANIFEST_NAME,
@@ -37,7 +37,7 @@ from .model_loading import (
 )
 
 __all__ = [
-    "CHECKPOINT_NAME", "CONFIG_NAME", "DEFAULT_MAX_CHECKPOINT_BYTES", "DEFAULT_MODELS", "MANIFEST_NAME",
+    "CHECKPOINT_NAME", "CONFIG_NAME", "DEFAULT_MAX_CHECKPOINT_BYTES", "MAX_CONFIG_BYTES", "DEFAULT_MODELS", "MANIFEST_NAME",
     "MAX_CACHED_MODELS", "DownloadCancelled", "DownloadLimits", "ModelEntry", "ModelError", "builtin_config_text",
     "check_name", "choose_device", "clear_interrupted", "custom_model_entry", "download_in_progress",
     "download_model", "inference_context", "install_model_files", "interrupted_download", "load_config_file",
