@@ -128,8 +128,11 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
         s["revision"], message = exchange.import_file(store, s["dataset_id"], s["revision"], path, fmt, replace)
         return view(s, message)
 
-    export_button.click(lambda s, fmt: exchange.export_dataset(settings, store, s["dataset_id"], fmt),
-                        [state, export_format], [export_file], api_name="export")
+    def on_export(s, fmt, request: gr.Request):
+        # Exports are kept per user (and pruned per user): the login name, None without logins.
+        return exchange.export_dataset(settings, store, s["dataset_id"], fmt, getattr(request, "username", None))
+
+    export_button.click(on_export, [state, export_format], [export_file], api_name="export")
     import_button.click(on_import, [state, import_upload, import_format, import_replace], view_outputs,
                         api_name="import_annotations", concurrency_limit=settings.upload_concurrency,
                         concurrency_id="file_uploads")

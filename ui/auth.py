@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextvars
 import hmac
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -87,7 +88,7 @@ def make_auth(settings: Settings, throttle: LoginThrottle | None = None):
         wait = throttle.seconds_locked(key)
         if wait > 0:
             raise HTTPException(status_code=429, detail=f"Too many failed logins for {username!r}: "
-                                f"try again in {int(wait) + 1} s.")
+                                f"try again in {math.ceil(wait)} s.")
         ok = check_login(settings, username, password)
         throttle.record(key, ok)
         return ok

@@ -18,8 +18,11 @@ FORMAT_LABELS = {
 IMPORT_LABELS = {"Detect from the file": None, "DIVE JSON": "dive", "DIVE mask zip": "maskzip", "COCO": "coco"}
 
 
-def export_dataset(settings: Settings, store, dataset_id: int | None, format_label: str) -> str:
-    """Write the dataset's saved annotations; return the file's path for gr.File."""
+def export_dataset(settings: Settings, store, dataset_id: int | None, format_label: str,
+                   username: str | None = None) -> str:
+    """Write the dataset's saved annotations into the user's export folder (old exports pruned first); return the
+    file's path for gr.File."""
+    from sam2_tracking.export_files import prune_exports, user_export_dir
     from sam2_tracking.formats.files import EXTENSIONS, write_annotations
     from sam2_tracking.video import open_video
 
@@ -30,7 +33,8 @@ def export_dataset(settings: Settings, store, dataset_id: int | None, format_lab
         raise gr.Error(f"Unknown export format {format_label!r}.")
     dataset = store.get_dataset(dataset_id)
     annotations = store.export_annotations(dataset_id)
-    out_dir = settings.data_dir / "exports"
+    out_dir = user_export_dir(settings.data_dir / "exports", username)
+    prune_exports(settings.data_dir / "exports", out_dir, settings.export_max_age_seconds, settings.exports_per_user)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = dataset.name.rsplit(".", 1)[0]
     path = out_dir / f"{stem}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}{EXTENSIONS[fmt]}"
