@@ -112,9 +112,11 @@ def frames_to_track(direction: str, start: int, num_frames: int | None, frame_co
 
 
 def run_track(args: argparse.Namespace) -> Path:
+    from dataclasses import replace
+
     from tqdm import tqdm
 
-    from .formats.files import write_annotations
+    from .formats.files import image_names, write_annotations
     from .formats.maskzip import png_to_mask
     from .models import load_predictor
     from .store import UpsertKeyframe, open_store
@@ -132,7 +134,8 @@ def run_track(args: argparse.Namespace) -> Path:
                 raise ValueError(f"--frame {args.frame} is outside the video (frames 0 to {frames.frame_count - 1})")
             box.check_inside(frames.width, frames.height)
             video_path = str(Path(args.video).resolve())
-            dataset = store.add_dataset(Path(args.video).stem, video_path, getattr(frames.info, "kind", "video"),
+            # The file's name, as the app names an upload: COCO file_name is <name>/<frame>.jpg from both.
+            dataset = store.add_dataset(Path(args.video).name, video_path, getattr(frames.info, "kind", "video"),
                                         frames.frame_count, frames.fps, frames.width, frames.height)
             track = store.create_track(dataset.dataset_id, args.label)
             store.save_edits(dataset.dataset_id, dataset.revision,
@@ -154,6 +157,7 @@ def run_track(args: argparse.Namespace) -> Path:
                     store.write_job_batch(job.job_id, batch)
             store.update_job(job.job_id, status="done")
             annotations = store.export_annotations(dataset.dataset_id)
+            annotations = replace(annotations, frame_names=image_names(getattr(frames, "frame_names", ())))
             video_frames = None
             if args.format == "mp4":
                 done = store.job_frames_written(job.job_id)
@@ -167,13 +171,15 @@ def run_track(args: argparse.Namespace) -> Path:
 def run_convert(args: argparse.Namespace) -> Path:
     from dataclasses import replace
 
-    from .formats.files import load_annotations, write_annotations
+    from .formats.files import export_notes, image_names, load_annotations, write_annotations
     from .formats.model import FormatError
 
     annotations = load_annotations(args.input, args.from_format)
     if args.video is None:
         if args.format == "mp4":
             raise FormatError("--format mp4 draws on the video's frames: give --video VIDEO")
+        report(annotations.warnings, "not imported from " + str(args.input))
+        report(export_notes(annotations, args.format), "not exported")
         return write_annotations(annotations, args.output, args.format)
     from .video import open_video
 
@@ -184,6 +190,15 @@ def run_convert(args: argparse.Namespace) -> Path:
                 f"{frames.width}x{frames.height}"
             )
         annotations = replace(annotations, width=frames.width, height=frames.height,
-                              frame_count=frames.frame_count, fps=frames.fps, name=Path(args.video).stem)
+                              frame_count=frames.frame_count, fps=frames.fps, name=Path(args.video).name,
+                              frame_names=image_names(getattr(frames, "frame_names", ())))
+        report(annotations.warnings, "not imported from " + str(args.input))
+        report(export_notes(annotations, args.format), "not exported")
         video_frames = frames.iter_frames() if args.format == "mp4" else None
         return write_annotations(annotations, args.output, args.format, frames=video_frames)
+
+
+def report(lines, what: str) -> None:
+    """Tell the person what a conversion could not keep (stderr, so scripts still read `wrote PATH` alone)."""
+    for line in lines:
+        print(f"{PROG}: warning ({what}): {line}", file=sys.stderr)

@@ -116,15 +116,16 @@ CASES = {
     "dive keyframe not a bool": (
         dive_case(lambda d, t: _set(t["features"][0], "keyframe", "yes")), "frame 0 'keyframe' must be true or false"),
     # COCO
-    "coco without track ids": (coco_case(lambda d, a: a.pop("track_id")), "annotations\\[1\\] has no 'track_id'"),
+    "coco track id not an integer": (coco_case(lambda d, a: _set(a, "track_id", "x1")), "'track_id': 'x1' is not"),
     "coco unknown image": (coco_case(lambda d, a: _set(a, "image_id", 999)), "image_id 999 is not in 'images'"),
     "coco unknown category": (coco_case(lambda d, a: _set(a, "category_id", 7)), "frame 1\\): category_id 7"),
     "coco segmentation of wrong size": (
         coco_case(lambda d, a: _set(a["segmentation"], "size", [H, W + 1])), "frame 1.*'segmentation'"),
     "coco corrupt counts": (
         coco_case(lambda d, a: _set(a["segmentation"], "counts", "\x7f\x7f!!")), "frame 1.*'segmentation'"),
-    "coco polygon": (coco_case(lambda d, a: _set(a, "segmentation", [[1, 2, 3, 4, 5, 6]])), "polygons are not"),
-    "coco bbox negative width": (coco_case(lambda d, a: _set(a, "bbox", [5, 5, -3, 4])), "frame 1.*'bbox'"),
+    "coco polygon of two points": (coco_case(lambda d, a: _set(a, "segmentation", [[1, 2, 3, 4]])), "at least 3"),
+    "coco bbox negative width": (
+        coco_case(lambda d, a: (a.pop("segmentation"), _set(a, "bbox", [5, 5, -3, 4]))), "frame 1.*'bbox'"),
     "coco for another video size": (
         coco_case(lambda d, a: [_set(i, "width", W * 2) for i in d["images"]]), "(segmentation|is for a)"),
     "coco duplicate annotation": (

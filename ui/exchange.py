@@ -15,15 +15,18 @@ FORMAT_LABELS = {
     "VIAME CSV (boxes + contour)": "viame",
     "Overlay video (MP4)": "mp4",
 }
-IMPORT_LABELS = {"Detect from the file": None, "DIVE JSON": "dive", "DIVE mask zip": "maskzip", "COCO": "coco"}
+IMPORT_LABELS = {"Detect from the file": None, "DIVE JSON": "dive", "DIVE mask zip": "maskzip", "COCO": "coco",
+                 "VIAME CSV": "viame"}
 
 
 def export_dataset(settings: Settings, store, dataset_id: int | None, format_label: str,
                    username: str | None = None) -> str:
     """Write the dataset's saved annotations into the user's export folder (old exports pruned first); return the
     file's path for gr.File."""
+    from dataclasses import replace
+
     from sam2_tracking.export_files import prune_exports, user_export_dir
-    from sam2_tracking.formats.files import EXTENSIONS, write_annotations
+    from sam2_tracking.formats.files import EXTENSIONS, export_notes, image_names, write_annotations
     from sam2_tracking.video import open_video
 
     if dataset_id is None:
@@ -36,6 +39,11 @@ def export_dataset(settings: Settings, store, dataset_id: int | None, format_lab
     out_dir = user_export_dir(settings.data_dir / "exports", username)
     prune_exports(settings.data_dir / "exports", out_dir, settings.export_max_age_seconds, settings.exports_per_user)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if dataset.kind == "images":  # COCO and VIAME name an image sequence's frames by their files (DIVE matches them)
+        with open_video(dataset.path) as frames:
+            annotations = replace(annotations, frame_names=image_names(getattr(frames, "frame_names", ())))
+    for note in export_notes(annotations, fmt):
+        gr.Warning(f"Export: {note}.")
     stem = dataset.name.rsplit(".", 1)[0]
     path = out_dir / f"{stem}-{fmt}-{time.strftime('%Y%m%d-%H%M%S')}{EXTENSIONS[fmt]}"
     if fmt == "mp4":
@@ -54,8 +62,8 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
     if dataset_id is None:
         raise gr.Error("Open a video first.")
     if not file_path:
-        raise gr.Error("Choose a DIVE JSON, DIVE mask zip or COCO file to import.")
-    from sam2_tracking.formats.files import load_annotations
+        raise gr.Error("Choose a DIVE JSON, DIVE mask zip, COCO or VIAME CSV file to import.")
+    from sam2_tracking.formats.files import load_annotations, store_import_notes
 
     try:
         annotations = load_annotations(file_path, IMPORT_LABELS.get(format_label))
@@ -65,4 +73,10 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
         raise gr.Error(str(exc)) from None
     except (FormatError, StoreError, ValueError) as exc:
         raise gr.Error(f"Nothing was imported: {exc}") from None
-    return store.get_revision(dataset_id), f"Imported {len(mapping)} track(s)."
+    notes = store_import_notes(annotations)
+    for note in notes:
+        gr.Warning(f"Import: {note}.")
+    message = f"Imported {len(mapping)} track(s)."
+    if notes:
+        message += " Not kept: " + "; ".join(notes) + "."
+    return store.get_revision(dataset_id), message

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .model import AnnotationSet, FormatError
 
 EXPORT_FORMATS = ("coco", "dive", "maskzip", "viame", "mp4")
-IMPORT_FORMATS = ("coco", "dive", "maskzip")
+IMPORT_FORMATS = ("coco", "dive", "maskzip", "viame")
 EXTENSIONS = {"coco": ".json", "dive": ".json", "maskzip": ".zip", "viame": ".csv", "mp4": ".mp4"}
 
 
@@ -25,6 +25,8 @@ def detect_format(path: str | os.PathLike) -> str:
         head = handle.read(4)
     if head.startswith(b"PK"):
         return "maskzip"
+    if path.suffix.lower() == ".csv" or head.startswith(b"# 1"):
+        return "viame"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -50,6 +52,10 @@ def load_annotations(path: str | os.PathLike, fmt: str | None = None) -> Annotat
         from .maskzip import load_mask_zip
 
         return load_mask_zip(path)
+    if fmt == "viame":
+        from .viame import load_viame_csv
+
+        return load_viame_csv(path)
     raise FormatError(f"cannot import {fmt!r} files; importable formats: {', '.join(IMPORT_FORMATS)}")
 
 
@@ -84,3 +90,46 @@ def write_annotations(
 
         return write_overlay_video(annotations, frames, path, annotations.fps or 30.0)
     raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
+
+
+def export_notes(annotations: AnnotationSet, fmt: str) -> list[str]:
+    """What a file in `fmt` will not hold of these annotations, and a plain note when it holds no annotation at all
+    (shown by the CLI and the Annotate tab next to the written file)."""
+    present = [f for t in annotations.tracks for f in t.present_features]
+    masked = [f for f in present if f.rle is not None]
+    notes = []
+    if fmt in ("coco", "maskzip"):
+        written = len(masked)
+        if len(present) > written:
+            notes.append(f"{len(present) - written} feature(s) without a mask are not in the {fmt} file "
+                         "(it holds masks only): export DIVE JSON to keep them")
+    elif fmt == "viame":
+        from .dive import dive_bounds
+
+        written = sum(1 for f in present if dive_bounds(f) is not None)
+    else:
+        written = len(present)
+    if written == 0:
+        notes.append(f"the {fmt} file holds 0 annotations: these tracks have no "
+                     f"{'masks' if fmt in ('coco', 'maskzip') else 'features'} yet")
+    return notes
+
+
+def store_import_notes(annotations: AnnotationSet) -> list[str]:
+    """What the store will not keep of a file read for import (it keeps tracks, features, masks, attributes)."""
+    notes = list(annotations.warnings)
+    meta = sorted({key for t in annotations.tracks for key in t.meta})
+    if meta:
+        notes.append(f"track meta ({', '.join(k[:40] for k in meta[:5])}): not kept, the app has no track meta")
+    if annotations.groups:
+        notes.append(f"{len(annotations.groups)} group(s): not kept, the app has no track groups")
+    elsewhere = sum(len(t.masks_elsewhere) for t in annotations.tracks)
+    if elsewhere:
+        notes.append(f"{elsewhere} feature(s) marked hasMask came without their mask: import the DIVE mask zip "
+                     "to bring the masks")
+    return notes
+
+
+def image_names(frame_names) -> tuple[str, ...]:
+    """Image file names (no folders) of an image sequence's frames, as DIVE matches them."""
+    return tuple(PurePosixPath(str(name)).name for name in frame_names or ())

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from ..annotations import Feature
-from ..masks import mask_to_box, mask_to_rle, rle_to_mask
+from ..masks import mask_to_rle, rle_to_box, rle_to_mask
 from .dive import annotations_to_dive, dive_to_annotations
-from .model import AnnotationSet, FormatError, TrackData, check_dict, parse_int_key
+from .model import AnnotationSet, Dropped, FormatError, TrackData, check_dict, parse_int_key
 
 PREFIX = "masks/"
 RLE_NAME = "masks/RLE_MASKS.json"
@@ -52,10 +52,11 @@ def annotations_to_mask_files(
 
 
 def mask_to_png(mask: np.ndarray) -> bytes:
-    """RGBA PNG: white RGB, alpha 255 inside the mask and 0 outside (as DIVE-DSA writes them)."""
+    """RGBA PNG: white and opaque inside the mask, black and transparent outside. The RGB must carry the mask too:
+    DIVE-DSA re-encodes PNGs with a 1-bit conversion that ignores alpha (white everywhere became a full frame)."""
     height, width = mask.shape
-    rgba = np.full((height, width, 4), 255, dtype=np.uint8)
-    rgba[..., 3] = np.where(mask, 255, 0)
+    value = np.where(mask, 255, 0).astype(np.uint8)
+    rgba = np.repeat(value[..., None], 4, axis=2)
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, format="PNG", optimize=False)
     return buffer.getvalue()
@@ -74,9 +75,9 @@ def png_to_mask(data: bytes, where: str) -> np.ndarray:
         raise FormatError(f"{where} is not a readable PNG image: {exc}") from exc
     if image.mode in ("RGBA", "LA", "PA"):
         return np.asarray(image.getchannel("A")) > 127
-    if image.mode in ("L", "1", "P", "I", "I;16"):
+    if image.mode in ("L", "1", "P", "I", "I;16", "RGB"):
         return np.asarray(image.convert("L")) > 127
-    raise FormatError(f"{where}: mask PNGs must be RGBA (alpha marks the mask) or greyscale, got mode {image.mode}")
+    raise FormatError(f"{where}: mask PNGs must be RGBA (alpha marks the mask), RGB or greyscale, got {image.mode}")
 
 
 def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
@@ -98,6 +99,7 @@ def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
             masks[key] = mask_to_rle(png_to_mask(files[name], name))
     _check_same_size(masks)
 
+    dropped, warnings = Dropped(), ()
     if TRACK_JSON_NAME in files:
         try:
             dive = json.loads(files[TRACK_JSON_NAME].decode("utf-8"))
@@ -107,16 +109,16 @@ def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
             base = dive_to_annotations(dive)
         except FormatError as exc:
             raise FormatError(f"{TRACK_JSON_NAME}: {exc}") from exc
-        tracks = [_attach_masks(track, masks) for track in base.tracks]
+        tracks = [_attach_masks(track, masks, dropped) for track in base.tracks]
         known = {t.track_id for t in tracks}
         for track_id, frame_idx in sorted(masks):
             if track_id not in known:
                 raise FormatError(f"track {track_id}, frame {frame_idx}: a mask for a track not in {TRACK_JSON_NAME}")
-        groups = base.groups
+        groups, warnings = base.groups, base.warnings
     else:
         by_track: dict[int, list[Feature]] = {}
         for (track_id, frame_idx), rle in sorted(masks.items()):
-            box = mask_to_box(rle_to_mask(rle))
+            box = rle_to_box(rle)
             by_track.setdefault(track_id, []).append(
                 Feature(track_id=track_id, frame_idx=frame_idx, box=box, rle=rle, keyframe=False)
             )
@@ -125,7 +127,7 @@ def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
     size = next(iter(masks.values()))["size"] if masks else None
     return AnnotationSet(
         tuple(tracks), width=None if size is None else size[1], height=None if size is None else size[0],
-        groups=groups,
+        groups=groups, warnings=warnings + dropped.warnings(),
     )
 
 
@@ -165,18 +167,21 @@ def _check_same_size(masks: dict[tuple[int, int], dict]) -> None:
         )
 
 
-def _attach_masks(track: TrackData, masks: dict[tuple[int, int], dict]) -> TrackData:
+def _attach_masks(track: TrackData, masks: dict[tuple[int, int], dict], dropped: Dropped) -> TrackData:
     features = []
     frames = {f.frame_idx for f in track.features}
     for feature in track.features:
         rle = masks.get((track.track_id, feature.frame_idx))
         features.append(replace(feature, rle=rle) if rle is not None else feature)
+    missing = {frame for frame in track.masks_elsewhere if (track.track_id, frame) not in masks}
+    if missing:
+        dropped.add(f"masks that {TRACK_JSON_NAME} marks hasMask but the zip lacks", track.track_id, len(missing))
     for (track_id, frame_idx) in masks:
         if track_id == track.track_id and frame_idx not in frames:
             raise FormatError(
                 f"track {track_id}, frame {frame_idx}: the zip has a mask but {TRACK_JSON_NAME} has no feature there"
             )
-    return TrackData(track.track_id, track.confidence_pairs, tuple(features), track.attributes, track.meta)
+    return replace(track, features=tuple(features), masks_elsewhere=frozenset(missing))
 
 
 def read_zip_safely(

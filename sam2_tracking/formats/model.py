@@ -51,6 +51,42 @@ def check_list(value, where: str) -> list:
 
 def parse_int_key(key: str, where: str) -> int:
     """Track ids and frames appear as JSON object keys and zip path parts: plain non-negative integers only."""
-    if not isinstance(key, str) or not key.isdigit() or (len(key) > 1 and key[0] == "0") or len(key) > 12:
+    if not isinstance(key, str) or not (key.isascii() and key.isdigit()) or (len(key) > 1 and key[0] == "0") or len(key) > 12:
         raise FormatError(f"{where}: {key!r} is not a non-negative integer without leading zeros")
     return int(key)
+
+
+class Dropped:
+    """What a reader could not keep, counted per kind, so a person is told instead of losing it silently."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[int, set]] = {}
+
+    def add(self, what: str, track_id=None, count: int = 1) -> None:
+        n, tracks = self._items.get(what, (0, set()))
+        if track_id is not None:
+            tracks.add(track_id)
+        self._items[what] = (n + count, tracks)
+
+    def warnings(self) -> tuple[str, ...]:
+        out = []
+        for what, (n, tracks) in self._items.items():
+            shown = ", ".join(str(t) for t in sorted(tracks)[:5]) + (", ..." if len(tracks) > 5 else "")
+            out.append(f"{what}: {n} dropped" + (f" (track {shown})" if tracks else ""))
+        return tuple(out)
+
+
+def parse_bool(value, where: str) -> bool:
+    """JSON booleans, and the strings DIVE's server turns them into ("True", "false", ...)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise FormatError(f"{where} must be true or false, got {str(value)[:40]!r}")
+
+
+def parse_id(value, where: str) -> int:
+    """A track id: a non-negative integer, or such an integer written as a string (DIVE-DSA's SAM2 writer)."""
+    if isinstance(value, str):
+        return parse_int_key(value.strip(), where)
+    return int(check_number(value, where, integer=True, minimum=0))

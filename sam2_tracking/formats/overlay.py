@@ -65,7 +65,8 @@ def write_overlay_video(
     path = Path(path)
     labelled = features_by_frame(annotations)
     rate = Fraction(fps).limit_denominator(1001) if fps and fps > 0 else Fraction(30)
-    with av.open(str(path), mode="w") as container:
+    # faststart moves the index (moov) to the front so a browser can play the file while it downloads.
+    with av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = None
         for frame_idx, frame in frames:
             out = render_overlay(frame, labelled.get(frame_idx, []))
