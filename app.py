@@ -44,7 +44,7 @@ def start_embedded_consumers(settings) -> list:
 
 def main() -> int:
     from sam2_tracking.settings import load_settings
-    from ui.app_ui import build_ui, launch_options
+    from ui.app_ui import build_ui, serve
 
     # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -54,7 +54,7 @@ def main() -> int:
     consumers = start_embedded_consumers(settings)
     demo = build_ui(settings, store)
     try:
-        demo.launch(**launch_options(settings))
+        serve(demo, settings, store)
     finally:
         for consumer, heartbeat in consumers:
             consumer.stop()

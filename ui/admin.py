@@ -11,7 +11,7 @@ import gradio as gr
 
 from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
-from ui.auth import require_admin
+from ui.auth import is_admin, require_admin
 from ui.views import jobs_rows, models_rows, workers_rows
 
 SAM2_OFF_MESSAGE = "stopped: an admin turned SAM2 off (the frames tracked so far are kept)"
@@ -129,18 +129,46 @@ def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
     )
 
 
-def build_admin_tab(settings: Settings, store) -> None:
-    """Lay out the Admin tab inside the current gr.Blocks context."""
+DOWNLOAD_COLUMNS = ["model", "status", "progress", "error"]
+
+
+def downloads_rows(downloads) -> list[list]:
+    from ui.views import format_bytes
+
+    rows = []
+    for d in downloads:
+        progress = format_bytes(d.progress_bytes) if d.progress_bytes is not None else ""
+        if d.total_bytes:
+            progress += f" of {format_bytes(d.total_bytes)}"
+        rows.append([d.name, d.status, progress, d.error or ""])
+    return rows
+
+
+def cancel_any_job(settings: Settings, store, job_id, request: gr.Request | None) -> str:
+    require_admin(settings, request)
+    if job_id is None:
+        raise gr.Error("Type the number of the job to cancel.")
+    caller = jobs_api.Caller.from_login(getattr(request, "username", None), is_admin=True)
+    try:
+        view = jobs_api.cancel_job_by_id(settings, store, caller, int(job_id))
+    except jobs_api.JobAccessError as exc:
+        raise gr.Error(str(exc)) from None
+    return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
+
+
+def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> None:
+    """Lay out the Admin tab inside the current gr.Blocks context; on every page load, show it to the admin only and
+    read both toggles from the store (never from the page's last state)."""
     state = admin_state(settings, store)
     with gr.Row():
-        sam2_toggle = gr.Checkbox(label="Enable SAM2 support", value=state["sam2_enabled"])
+        sam2_toggle = gr.Checkbox(label="Enable SAM2 support", value=state["sam2_enabled"], elem_id="sam2-toggle")
         tracking_toggle = gr.Checkbox(label="Enable SAM2 mask tracking (shows the track button to every annotator)",
-                                      value=state["tracking_enabled"])
+                                      value=state["tracking_enabled"], elem_id="tracking-toggle")
         queue_choice = gr.Dropdown(list(settings.queue_names), value=state["model_queue"],
                                    label="Queue for model downloads (its workers keep the models)")
-    admin_message = gr.Markdown()
+    admin_message = gr.Markdown(elem_id="admin-message")
     gr.Markdown("### Models")
-    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True)
+    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, elem_id="models-table")
     with gr.Row():
         model_choice = gr.Dropdown([m.name for m in store.list_models()], label="Model", scale=2)
         download_button = gr.Button("Download", variant="primary")
@@ -151,19 +179,37 @@ def build_admin_tab(settings: Settings, store) -> None:
         custom_config = gr.Textbox(label="Config: a built-in name (configs/sam2.1/sam2.1_hiera_t.yaml) or a YAML URL")
         custom_url = gr.Textbox(label="Checkpoint URL")
         add_button = gr.Button("Add and download")
+    gr.Markdown("### Downloads")
+    downloads_table = gr.Dataframe(headers=DOWNLOAD_COLUMNS, interactive=False, wrap=True, elem_id="downloads-table")
     gr.Markdown("### Workers and jobs")
     status_line = gr.Markdown()
-    workers_table = gr.Dataframe(headers=WORKER_COLUMNS, interactive=False)
-    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True)
+    workers_table = gr.Dataframe(headers=WORKER_COLUMNS, interactive=False, wrap=True)
+    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="admin-jobs")
+    with gr.Row():
+        cancel_number = gr.Number(label="Job", precision=0, minimum=1, elem_id="admin-cancel-job")
+        cancel_button = gr.Button("Cancel job", variant="stop", elem_id="admin-cancel-button")
     timer = gr.Timer(2.0)
 
-    def refresh():
+    def refresh(request: gr.Request):
+        if not is_admin(settings, request):
+            # The timer runs on every page; an annotator's page gets nothing from the admin's tables.
+            return {timer: gr.Timer(active=False)}
         models, workers, jobs, summary = status_tables(settings, store)
-        names = [row[0] for row in models]
-        return models, workers, jobs, summary, gr.update(choices=names)
+        caller = jobs_api.Caller.from_login(getattr(request, "username", None), is_admin=True)
+        return {models_table: models, workers_table: workers, jobs_table: jobs, status_line: summary,
+                model_choice: gr.update(choices=[row[0] for row in models]),
+                downloads_table: downloads_rows(jobs_api.list_downloads(store, caller))}
 
-    refresh_outputs = [models_table, workers_table, jobs_table, status_line, model_choice]
-    timer.tick(refresh, outputs=refresh_outputs, show_progress="hidden", api_name=False)
+    timer.tick(refresh, None, [models_table, workers_table, jobs_table, status_line, model_choice, downloads_table,
+                               timer], show_progress="hidden", api_name=False)
+
+    def stored_toggles(request: gr.Request):
+        state = admin_state(settings, store)
+        return {sam2_toggle: state["sam2_enabled"], tracking_toggle: state["tracking_enabled"],
+                queue_choice: state["model_queue"], admin_tab: gr.update(visible=is_admin(settings, request))}
+
+    demo.load(stored_toggles, None, [sam2_toggle, tracking_toggle, queue_choice, admin_tab], api_name=False)
+
     # Gradio passes gr.Request only to parameters annotated with it, hence named functions, not lambdas.
     def on_sam2(enabled: bool, request: gr.Request):
         return set_sam2_enabled(settings, store, enabled, request), bool(store.get_setting(TRACKING_ENABLED, False))
@@ -186,10 +232,21 @@ def build_admin_tab(settings: Settings, store) -> None:
     def on_add(name: str, config: str, url: str, request: gr.Request):
         return add_custom_model(settings, store, name, config, url, request)
 
-    sam2_toggle.input(on_sam2, [sam2_toggle], [admin_message, tracking_toggle], api_name="admin_set_sam2")
-    tracking_toggle.input(on_tracking, [tracking_toggle], [admin_message], api_name="admin_set_tracking")
+    def on_cancel(job_id, request: gr.Request):
+        return cancel_any_job(settings, store, job_id, request)
+
+    def revert_toggles():
+        # A refused click must not leave the checkbox flipped on screen: show what the store holds.
+        state = admin_state(settings, store)
+        return state["sam2_enabled"], state["tracking_enabled"]
+
+    sam2_toggle.input(on_sam2, [sam2_toggle], [admin_message, tracking_toggle], api_name="admin_set_sam2").failure(
+        revert_toggles, None, [sam2_toggle, tracking_toggle], api_name=False)
+    tracking_toggle.input(on_tracking, [tracking_toggle], [admin_message], api_name="admin_set_tracking").failure(
+        revert_toggles, None, [sam2_toggle, tracking_toggle], api_name=False)
     queue_choice.input(on_queue, [queue_choice], [admin_message], api_name="admin_set_model_queue")
     download_button.click(on_download, [model_choice], [admin_message], api_name="admin_download_model")
     redownload_button.click(on_redownload, [model_choice], [admin_message], api_name="admin_redownload_model")
     remove_button.click(on_remove, [model_choice], [admin_message], api_name="admin_remove_model")
     add_button.click(on_add, [custom_name, custom_config, custom_url], [admin_message], api_name="admin_add_model")
+    cancel_button.click(on_cancel, [cancel_number], [admin_message], api_name="admin_cancel_job")

@@ -1,25 +1,30 @@
-"""The Annotate tab's handlers: open a video, scrub, create and select tracks, seed, save, track, follow the job.
+"""The Annotate tab's handlers: open a video, create, rename and delete tracks, save seeds, track, follow the job.
 
-Handlers are methods of AnnotateHandlers (plain Python, testable without a browser); ui/annotate_layout.py wires
-them to components. Every handler that changes data checks its preconditions on the server.
+Handlers are methods of AnnotateHandlers (plain Python, testable without a browser) working on the viewer's value
+(ui/viewer.py); ui/annotate_layout.py wires them to components. The browser sends that value, so every handler
+treats it as untrusted and checks its preconditions on the server.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from queues import dispatch
+from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
-from sam2_tracking.store import CreateTrack, NotFound, RevisionConflict, StoreError
+from sam2_tracking.store import CreateTrack, DeleteTrack, NotFound, RevisionConflict, StoreError, UpdateTrack
 from sam2_tracking.types import ALLOWED_BATCH_SIZES, Direction, JobSpec
-from ui import annotate_state as st
+from ui import viewer as vw
 from ui.admin import admin_state
-from ui.frames import FrameCache, render_frame
-from ui.views import job_summary
+from ui.auth import is_admin
+from ui.frames import FrameCache
+from ui.views import format_eta, job_summary
+
+log = logging.getLogger("ui")
 
 
 class AnnotateHandlers:
@@ -27,18 +32,13 @@ class AnnotateHandlers:
         self.settings = settings
         self.store = store
         self.frames = FrameCache()
+        self._deleted: dict[str, tuple] = {}
 
     # ---- reading ------------------------------------------------------------------------------------------------
 
     def dataset_choices(self) -> list[tuple[str, int]]:
         return [(f"{d.name} ({d.frame_count} frames, {d.width}x{d.height})", d.dataset_id)
                 for d in self.store.list_datasets()]
-
-    def track_choices(self, dataset_id: int | None) -> list[tuple[str, int]]:
-        if dataset_id is None:
-            return []
-        return [(f"#{t.track_id} {t.label}" + (f" (frames {t.begin}-{t.end})" if t.begin is not None else ""),
-                 t.track_id) for t in self.store.list_tracks(dataset_id)]
 
     def model_choices(self) -> list[str]:
         return [m.name for m in self.store.list_models() if m.status == "ready"]
@@ -47,35 +47,45 @@ class AnnotateHandlers:
         state = admin_state(self.settings, self.store)
         return state["sam2_enabled"] and state["tracking_enabled"]
 
-    def render(self, state: dict) -> np.ndarray | None:
-        if state["dataset_id"] is None:
-            return None
-        dataset = self.store.get_dataset(state["dataset_id"])
-        frame = self.frames.read(dataset.path, state["frame_idx"])
-        features = self.store.get_frame_features(dataset.dataset_id, state["frame_idx"])
-        return render_frame(frame, features, st.pending_on_frame(state, state["frame_idx"]),
-                            state["box_anchor"])
-
-    def status_text(self, state: dict, message: str = "") -> str:
-        if state["dataset_id"] is None:
+    def status_text(self, value: dict, message: str = "") -> str:
+        value = vw.normalise(value)
+        if value["dataset"] is None:
             return message or "Open a video to start."
-        unsaved = "unsaved edits - save before tracking" if st.has_unsaved(state) else "all edits saved"
-        track = f"track #{state['track_id']}" if state["track_id"] is not None else "no track selected"
-        return f"Frame {state['frame_idx']} | {track} | {unsaved}. {message}".strip()
+        unsaved = "unsaved edits - save before tracking" if vw.has_unsaved(value) else "all edits saved"
+        track = f"track #{value['active']}" if value["active"] is not None else "no track selected"
+        return f"{value['dataset'].get('name', '')} | {track} | {unsaved}. {message}".strip()
 
-    # ---- opening and navigating ---------------------------------------------------------------------------------
+    def _dataset(self, value: dict):
+        if value["dataset"] is None:
+            raise gr.Error("Open a video first.")
+        try:
+            return self.store.get_dataset(value["dataset"]["id"])
+        except NotFound:
+            raise gr.Error("This video was removed; open another one.") from None
 
-    def open_dataset(self, state: dict, dataset_id) -> dict:
+    def _own_track(self, dataset, track_id: int | None) -> int:
+        if track_id is None:
+            raise gr.Error("Select a track first (click it in the track list).")
+        try:
+            track = self.store.get_track(int(track_id))
+        except NotFound:
+            raise gr.Error(f"Track #{track_id} no longer exists.") from None
+        if track.dataset_id != dataset.dataset_id:
+            raise gr.Error(f"Track #{track_id} belongs to another video.")
+        return track.track_id
+
+    # ---- opening ------------------------------------------------------------------------------------------------
+
+    def open_dataset(self, value: dict, dataset_id) -> dict:
+        value = vw.normalise(value)
         if dataset_id is None:
-            return state
-        if st.has_unsaved(state):
+            return value
+        if vw.has_unsaved(value):
             raise gr.Error("You have unsaved edits: save or discard them before opening another video.")
-        dataset = self.store.get_dataset(int(dataset_id))
-        state = st.new_state()
-        state.update(dataset_id=dataset.dataset_id, revision=dataset.revision)
-        tracks = self.store.list_tracks(dataset.dataset_id)
-        state["track_id"] = tracks[0].track_id if tracks else None
-        return state
+        try:
+            return vw.dataset_value(self.store, int(dataset_id), None, seek=0)
+        except (NotFound, ValueError, TypeError):
+            raise gr.Error(f"No video {dataset_id!r}.") from None
 
     def upload_video(self, file_path: str | None) -> int:
         from sam2_tracking.library import add_uploaded_video
@@ -89,156 +99,218 @@ class AnnotateHandlers:
             # for a file that breaks one.
             return add_uploaded_video(self.store, self.settings, source).dataset_id
         except VideoError as exc:
-            raise gr.Error(f"{source.name}: {exc}") from None
+            log.info("upload refused: %s: %s", source.name, exc)
+            raise gr.Error(f"{source.name} was not added: {exc}") from None
 
-    def go_to_frame(self, state: dict, frame_idx) -> dict:
-        if state["dataset_id"] is None:
-            return state
-        dataset = self.store.get_dataset(state["dataset_id"])
-        state["frame_idx"] = int(min(max(int(frame_idx or 0), 0), dataset.frame_count - 1))
-        state["box_anchor"] = None
-        return state
+    def refresh(self, value: dict, keep_pending: bool = True) -> dict:
+        """Re-read tracks and data (after a save, an import or a job's end); the unsaved seeds stay."""
+        value = vw.normalise(value)
+        if value["dataset"] is None:
+            return value
+        return vw.dataset_value(self.store, self._dataset(value).dataset_id, value, keep_pending=keep_pending)
 
-    # ---- tracks and seeds ---------------------------------------------------------------------------------------
+    # ---- tracks -------------------------------------------------------------------------------------------------
 
-    def create_track(self, state: dict, label: str) -> tuple[dict, str]:
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        label = (label or "").strip() or "object"
+    def _save(self, value: dict, edits: list):
+        dataset = self._dataset(value)
         try:
-            saved = self.store.save_edits(state["dataset_id"], state["revision"], [CreateTrack(label=label)])
+            return self.store.save_edits(dataset.dataset_id, value["base_revision"], edits)
         except RevisionConflict as exc:
-            raise gr.Error(str(exc)) from None
-        state["revision"] = int(saved)
-        state["track_id"] = saved.track_ids[-1]
-        return state, f"Created track #{state['track_id']} ({label}). Draw a box, paint a mask or click on it."
-
-    def select_track(self, state: dict, track_id) -> dict:
-        state["track_id"] = None if track_id is None else int(track_id)
-        state["box_anchor"] = None
-        return state
-
-    def set_tool(self, state: dict, tool_label: str) -> dict:
-        state["tool"] = st.TOOLS.get(tool_label, "box")
-        state["box_anchor"] = None
-        return state
-
-    def click(self, state: dict, x: float, y: float) -> tuple[dict, str]:
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        dataset = self.store.get_dataset(state["dataset_id"])
-        try:
-            message = st.apply_click(state, x, y, dataset.width, dataset.height)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        return state, message
-
-    def use_painted_mask(self, state: dict, editor_value) -> tuple[dict, str]:
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        dataset = self.store.get_dataset(state["dataset_id"])
-        try:
-            message = st.set_mask(state, st.mask_from_editor(editor_value, dataset.height, dataset.width))
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        return state, message
-
-    def editor_background(self, state: dict):
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        dataset = self.store.get_dataset(state["dataset_id"])
-        frame = self.frames.read(dataset.path, state["frame_idx"])
-        return {"background": frame, "layers": [], "composite": frame}
-
-    def clear_frame(self, state: dict) -> tuple[dict, str]:
-        st.clear_frame(state)
-        return state, "Unsaved seed on this frame removed."
-
-    def save(self, state: dict) -> tuple[dict, str]:
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        edits = st.pending_edits(state)
-        if not edits:
-            return state, "Nothing to save."
-        try:
-            revision = self.store.save_edits(state["dataset_id"], state["revision"], edits)
-        except RevisionConflict as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(f"{exc} Discard your edits to reload the saved annotations.") from None
         except StoreError as exc:
             raise gr.Error(f"Not saved: {exc}") from None
-        state["revision"] = int(revision)
-        state["pending"] = {}
-        return state, f"Saved {len(edits)} edit(s)."
 
-    def discard(self, state: dict) -> tuple[dict, str]:
-        state["pending"], state["box_anchor"] = {}, None
-        if state["dataset_id"] is not None:
-            state["revision"] = self.store.get_revision(state["dataset_id"])
-        return state, "Unsaved edits discarded; showing the saved annotations."
+    def create_track(self, value: dict, label: str) -> tuple[dict, str]:
+        value = vw.normalise(value)
+        self._dataset(value)
+        label = (label or "").strip()[:200] or "object"
+        saved = self._save(value, [CreateTrack(label=label)])
+        track_id = saved.track_ids[-1]
+        value = vw.dataset_value(self.store, value["dataset"]["id"], value, keep_pending=True)
+        value["active"] = track_id
+        return value, f"Created track #{track_id} ({label}). Drag a box or click on the object, then save."
+
+    def rename_track(self, value: dict, label: str) -> tuple[dict, str]:
+        value = vw.normalise(value)
+        dataset = self._dataset(value)
+        track_id = self._own_track(dataset, value["active"])
+        label = (label or "").strip()[:200]
+        if not label:
+            raise gr.Error("Type the new label first.")
+        self._save(value, [UpdateTrack(track_id=track_id, label=label)])
+        return self.refresh(value), f"Track #{track_id} is now labelled {label!r}."
+
+    def delete_tracks(self, value: dict) -> tuple[dict, str, str]:
+        """Delete the selected tracks (or the active one); keep what is needed to restore them."""
+        value = vw.normalise(value)
+        dataset = self._dataset(value)
+        track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
+        track_ids = [self._own_track(dataset, t) for t in track_ids]
+        if not track_ids:
+            raise gr.Error("Select a track first (click it in the track list).")
+        import dataclasses
+        import uuid
+
+        annotations = self.store.export_annotations(dataset.dataset_id)
+        kept = dataclasses.replace(annotations, tracks=tuple(t for t in annotations.tracks if t.track_id in track_ids))
+        self._save(value, [DeleteTrack(track_id=t) for t in track_ids])
+        value["selected"] = []
+        value["active"] = None
+        token = uuid.uuid4().hex
+        # Kept in this process for the session's undo; a restart forgets it (the tracks were deleted on purpose).
+        self._deleted[token] = (dataset.dataset_id, kept)
+        while len(self._deleted) > 50:
+            self._deleted.pop(next(iter(self._deleted)))
+        names = ", ".join(f"#{t}" for t in track_ids)
+        return self.refresh(value), token, f"Deleted track(s) {names}. Press 'Undo delete' to restore them."
+
+    def undo_delete(self, value: dict, token: str | None) -> tuple[dict, str]:
+        value = vw.normalise(value)
+        dataset = self._dataset(value)
+        entry = self._deleted.pop(token, None) if token else None
+        if entry is None or entry[0] != dataset.dataset_id:
+            raise gr.Error("Nothing to restore: undo works for the last delete on this video, in this session.")
+        try:
+            mapping = self.store.import_annotations(dataset.dataset_id, entry[1], replace_existing=False,
+                                                    base_revision=value["base_revision"])
+        except StoreError as exc:
+            self._deleted[token] = entry
+            raise gr.Error(f"Not restored: {exc}") from None
+        ids = ", ".join(f"#{t}" for t in mapping.values())
+        return self.refresh(value), f"Restored {len(mapping)} track(s) as {ids} (a restored track gets a new id)."
+
+    # ---- seeds --------------------------------------------------------------------------------------------------
+
+    def save(self, value: dict) -> tuple[dict, str]:
+        value = vw.normalise(value)
+        dataset = self._dataset(value)
+        try:
+            edits = vw.pending_edits(value, dataset.width, dataset.height, dataset.frame_count)
+        except ValueError as exc:
+            raise gr.Error(f"Not saved: {exc}") from None
+        if not edits:
+            return value, "Nothing to save."
+        for edit in edits:
+            self._own_track(dataset, edit.track_id)
+        edits = [self._merge_with_saved(edit) for edit in edits]
+        self._save(value, edits)
+        value["pending"] = {}
+        return self.refresh(value, keep_pending=False), f"Saved {len(edits)} edit(s)."
+
+    def _merge_with_saved(self, edit):
+        """A click added to a saved box keeps the box (and earlier clicks): a keyframe grows, it is not replaced."""
+        import dataclasses
+
+        saved = self.store.get_features(edit.track_id, edit.frame_idx, edit.frame_idx + 1)
+        if not saved or not saved[0].keyframe:
+            return edit
+        old = saved[0]
+        box = edit.box if edit.box is not None else old.box
+        clicks = old.clicks + edit.clicks if edit.box is None else edit.clicks
+        return dataclasses.replace(edit, box=box, clicks=clicks)
+
+    def discard(self, value: dict) -> tuple[dict, str]:
+        value = vw.normalise(value)
+        if value["dataset"] is None:
+            return value, ""
+        return self.refresh(value, keep_pending=False), "Unsaved edits discarded; showing the saved annotations."
 
     # ---- tracking jobs ------------------------------------------------------------------------------------------
 
-    def start_tracking(self, state: dict, model: str, queue: str, num_frames, direction: str, batch_size,
-                       notify_percent) -> tuple[dict, str]:
+    def start_tracking(self, value: dict, model: str, queue: str, num_frames, direction: str, batch_size,
+                       notify_percent, owner: str | None = None) -> tuple[dict, int, str]:
+        value = vw.normalise(value)
         if not self.tracking_visible():
             raise gr.Error("SAM2 mask tracking is turned off; an admin turns it on in the Admin tab.")
-        if state["dataset_id"] is None:
-            raise gr.Error("Open a video first.")
-        if state["track_id"] is None:
-            raise gr.Error("Select a track first: tracking needs a selected track.")
-        if st.has_unsaved(state):
+        dataset = self._dataset(value)
+        track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
+        if not track_ids:
+            raise gr.Error("Select a track first: tick the tracks to track together, or click one.")
+        track_ids = [self._own_track(dataset, t) for t in track_ids]
+        if vw.has_unsaved(value):
             raise gr.Error("Save your edits first: tracking starts from saved annotations only.")
         if not model:
             raise gr.Error("Choose a model (an admin downloads models in the Admin tab).")
         try:
             spec = JobSpec(
-                dataset_id=state["dataset_id"], track_ids=(state["track_id"],), start_frame_idx=state["frame_idx"],
+                dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=value["frame_idx"],
                 model_name=model, queue=queue, num_frames=int(num_frames) if num_frames else None,
                 direction=Direction(direction), batch_size=int(batch_size), notify_percent=int(notify_percent),
             )
-            enqueued = dispatch.enqueue_tracking_job(self.settings, self.store, spec)
-        except (ValueError, NotFound) as exc:
+            enqueued = dispatch.enqueue_tracking_job(self.settings, self.store, spec, owner=owner)
+        except (ValueError, TypeError, NotFound) as exc:
+            log.info("tracking refused: %s", exc)
             raise gr.Error(str(exc)) from None
-        state["job_id"] = enqueued.job_id
-        message = f"Job {enqueued.job_id} queued on {queue}."
+        names = ", ".join(f"#{t}" for t in track_ids)
+        message = f"Job {enqueued.job_id} queued on {queue} for track(s) {names}."
         if enqueued.warning:
             gr.Warning(enqueued.warning)
             message += f" Warning: {enqueued.warning}"
-        return state, message
+        return value, enqueued.job_id, message
 
-    def job_progress(self, state: dict) -> tuple[str, np.ndarray | None]:
-        if state.get("job_id") is None:
-            return "", None
-        job = self.store.get_job(state["job_id"])
+    def caller(self, request: gr.Request | None) -> jobs_api.Caller:
+        return jobs_api.Caller.from_login(getattr(request, "username", None), is_admin(self.settings, request))
+
+    def latest_unfinished_job(self, caller: jobs_api.Caller) -> int | None:
+        """The job a reloaded page reattaches to: the caller's own newest queued or running one."""
+        jobs = self.store.list_jobs(statuses=["queued", "running"], limit=1, owner=caller.user)
+        return jobs[0].job_id if jobs else None
+
+    def job_view(self, caller: jobs_api.Caller, job_id: int | None) -> dict:
+        """What the job panel shows: summary text, progress fraction, preview image, and the frames for the timeline."""
+        if job_id is None:
+            return {"text": "", "fraction": None, "preview": None, "job": None, "finished": True}
+        try:
+            view = jobs_api.follow_job(self.store, caller, job_id)
+        except jobs_api.JobAccessError as exc:
+            raise gr.Error(str(exc)) from None
         preview = None
-        if job.notification is not None and job.notification.preview_jpeg:
+        if view.preview_jpeg:
             from PIL import Image
 
-            preview = np.asarray(Image.open(io.BytesIO(job.notification.preview_jpeg)).convert("RGB"))
+            preview = np.asarray(Image.open(io.BytesIO(view.preview_jpeg)).convert("RGB"))
+        job = self.store.get_job(view.job_id)
         text = job_summary(job)
-        if job.status == "queued":
-            warning = dispatch.no_worker_warning(self.store, job.queue)
-            text += f" {warning}." if warning else ""
-        return text, preview
+        if view.message and view.message not in text:
+            text += f" {view.message}."
+        fraction = view.frames_done / view.frames_total if view.frames_total else 0.0
+        return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
+                "job": {"id": view.job_id, "dataset_id": view.dataset_id, "status": view.status,
+                        "start": job.spec.start_frame_idx, "current": view.current_frame_idx,
+                        "frames": self._job_frame_span(job)}}
 
-    def cancel(self, state: dict) -> str:
-        if state.get("job_id") is None:
-            raise gr.Error("No job to cancel.")
-        status = dispatch.cancel_job(self.settings, self.store, state["job_id"])
-        return f"Job {state['job_id']}: {status}" + (" (stops within a frame)" if status == "running" else ".")
+    def _job_frame_span(self, job) -> list[int]:
+        from queues.plan import job_frames
 
-    def undo_job(self, state: dict) -> tuple[dict, str]:
-        if state.get("job_id") is None:
-            raise gr.Error("No job to undo.")
-        job = self.store.get_job(state["job_id"])
-        if not job.finished:
-            raise gr.Error("Cancel the job or wait for it to end before undoing it.")
+        frames = job_frames(job.spec, self.store.get_dataset(job.dataset_id).frame_count)
+        return [min(frames), max(frames)] if frames else []
+
+    def jobs_rows(self, caller: jobs_api.Caller) -> list[list]:
+        rows = []
+        for v in jobs_api.list_my_jobs(self.store, caller, limit=30):
+            rows.append([v.job_id, v.owner or "", ", ".join(f"#{t}" for t in v.track_ids), v.status,
+                         f"{v.frames_done}/{v.frames_total} ({v.percent:.0f}%)", f"{v.fps or 0:.1f}",
+                         format_eta(v.eta_s) if v.status == "running" else "", v.message or ""])
+        return rows
+
+    def cancel(self, caller: jobs_api.Caller, job_id) -> str:
+        if job_id is None:
+            raise gr.Error("No job to cancel: pick one in My jobs.")
         try:
-            restored = self.store.undo_job(job.job_id)
-        except StoreError as exc:
+            view = jobs_api.cancel_job_by_id(self.settings, self.store, caller, job_id)
+        except jobs_api.JobAccessError as exc:
             raise gr.Error(str(exc)) from None
-        state["revision"] = self.store.get_revision(state["dataset_id"])
-        return state, f"Job {job.job_id} undone: {restored} frame(s) restored."
+        return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
+
+    def undo_job(self, value: dict, caller: jobs_api.Caller, job_id) -> tuple[dict, str]:
+        if job_id is None:
+            raise gr.Error("No job to undo: pick one in My jobs.")
+        try:
+            view, restored = jobs_api.undo_job_by_id(self.store, caller, job_id)
+        except (jobs_api.JobAccessError, StoreError) as exc:
+            raise gr.Error(str(exc)) from None
+        return self.refresh(value), f"Job {view.job_id} undone: {restored} frame(s) restored."
+
 
 
 BATCH_CHOICES = [str(size) for size in ALLOWED_BATCH_SIZES]

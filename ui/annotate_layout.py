@@ -1,44 +1,53 @@
-"""Lays out the Annotate tab and wires its components to AnnotateHandlers."""
+"""Lays out the Annotate tab and wires its components to AnnotateHandlers.
+
+Handlers take their inputs as a dict keyed by component (Gradio's set-of-inputs form) and return a dict of the
+outputs they change, so adding a component never shifts another handler's positional arguments.
+"""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from sam2_tracking.settings import Settings
-from ui import annotate_state as st
 from ui import exchange
+from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
+
+JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
+PROGRESS_BAR = ('<div class="job-bar" data-fraction="{fraction:.4f}"><progress max="1" value="{fraction:.4f}">'
+                '</progress> <span>{percent:.0f}%</span></div>')
+
+
+def progress_html(fraction: float | None) -> str:
+    if fraction is None:
+        return ""
+    return PROGRESS_BAR.format(fraction=fraction, percent=100 * fraction)
 
 
 def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHandlers:
     h = AnnotateHandlers(settings, store)
-    state = gr.State(st.new_state())
+    job_id = gr.State(None)
+    job_shown = gr.State(None)
+    deleted_token = gr.State(None)
     with gr.Row():
-        dataset_choice = gr.Dropdown(h.dataset_choices(), label="Video", scale=3)
+        dataset_choice = gr.Dropdown(h.dataset_choices(), label="Video", scale=3, elem_id="dataset-choice")
         upload = gr.File(label="Add a video (mp4, mov, avi, mkv, webm) or a zip of frames", scale=2, height=120,
-                         file_types=[".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip"])
+                         file_types=[".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip"], elem_id="video-upload")
     with gr.Row():
         with gr.Column(scale=3):
-            frame_image = gr.Image(label="Frame (click to draw)", interactive=False, type="numpy",
-                                   elem_id="frame-image")
-            frame_slider = gr.Slider(0, 1, value=0, step=1, label="Frame", elem_id="frame-slider")
+            viewer = vw.build_viewer()
             status = gr.Markdown("Open a video to start.", elem_id="annotate-status")
         with gr.Column(scale=2):
-            track_choice = gr.Dropdown([], label="Track", elem_id="track-choice")
             with gr.Row():
-                new_label = gr.Textbox(label="New track label", value="object", scale=2)
-                new_track_button = gr.Button("New track", scale=1)
-            tool = gr.Radio(list(st.TOOLS), value=next(iter(st.TOOLS)), label="Seed tool")
+                save_button = gr.Button("Save (S)", variant="primary", elem_id="save-button")
+                discard_button = gr.Button("Discard unsaved", elem_id="discard-button")
             with gr.Row():
-                save_button = gr.Button("Save", variant="primary", elem_id="save-button")
-                discard_button = gr.Button("Discard unsaved")
-                clear_button = gr.Button("Clear seed on frame")
-            with gr.Accordion("Paint a mask instead", open=False):
-                editor = gr.ImageEditor(label="Paint over the object", type="numpy",
-                                        brush=gr.Brush(colors=["#ff3030"], color_mode="fixed"))
-                with gr.Row():
-                    load_editor_button = gr.Button("Load current frame")
-                    use_mask_button = gr.Button("Use painted mask")
+                new_label = gr.Textbox(label="Label", value="object", scale=2, elem_id="track-label")
+                new_track_button = gr.Button("New track", scale=1, elem_id="new-track-button")
+                rename_button = gr.Button("Rename track", scale=1, elem_id="rename-button")
+            with gr.Row():
+                delete_button = gr.Button("Delete selected tracks", variant="stop", elem_id="delete-button")
+                undo_delete_button = gr.Button("Undo delete", elem_id="undo-delete-button")
             with gr.Accordion("Import / export", open=False):
                 with gr.Row():
                     export_format = gr.Dropdown(list(exchange.FORMAT_LABELS), value="DIVE JSON", label="Export as")
@@ -52,111 +61,184 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     import_replace = gr.Checkbox(label="Replace the video's tracks", value=False)
                 import_button = gr.Button("Import")
             with gr.Group(visible=h.tracking_visible()) as tracking_group:
-                gr.Markdown("### SAM2 mask tracking")
+                gr.Markdown("### SAM2 mask tracking (ticked tracks go into one job)")
                 with gr.Row():
+                    models = h.model_choices()
                     # Choices change as models are downloaded; the handler checks the name on the server.
-                    model_choice = gr.Dropdown(h.model_choices(), label="Model", allow_custom_value=True,
-                                               elem_id="track-model")
+                    model_choice = gr.Dropdown(models, value=models[0] if models else None, label="Model",
+                                               allow_custom_value=True, elem_id="track-model")
                     queue_choice = gr.Dropdown(list(settings.queue_names), value=settings.queue_names[0],
                                                label="Queue")
                 with gr.Row():
                     frames_number = gr.Number(value=0, precision=0, minimum=0,
-                                              label="Frames to track (0 = to the end)")
+                                              label="Frames to track (0 = to the end)", elem_id="track-frames")
                     direction_choice = gr.Dropdown(DIRECTIONS, value="forward", label="Direction")
                 with gr.Accordion("Advanced", open=False):
-                    batch_choice = gr.Dropdown(BATCH_CHOICES, value="100", label="Batch size (frames per batch)")
-                    notify_slider = gr.Slider(1, 50, value=5, step=1, label="Notification percent")
-                track_button = gr.Button("Track with SAM2", variant="primary", elem_id="track-button")
+                    batch_choice = gr.Dropdown(BATCH_CHOICES, value="100", label="Commit every N frames")
+                    notify_slider = gr.Slider(1, 50, value=5, step=1, label="Progress preview every N percent")
+                track_button = gr.Button("Track from this frame (T)", variant="primary", elem_id="track-button")
+            with gr.Group():
+                job_bar = gr.HTML("", elem_id="job-bar")
                 job_text = gr.Markdown(elem_id="job-progress")
-                job_preview = gr.Image(label="Latest progress frame", interactive=False, height=240)
+                job_preview = gr.Image(label="Latest progress frame", interactive=False, height=240,
+                                       elem_id="job-preview")
                 with gr.Row():
-                    cancel_button = gr.Button("Cancel job", variant="stop")
-                    undo_button = gr.Button("Undo job")
+                    cancel_button = gr.Button("Cancel job", variant="stop", elem_id="cancel-button")
+                    undo_button = gr.Button("Undo job", elem_id="undo-button")
+            with gr.Accordion("My jobs (the admin sees everyone's)", open=True):
+                jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="my-jobs")
+                with gr.Row():
+                    follow_number = gr.Number(label="Job", precision=0, minimum=1, elem_id="follow-job")
+                    follow_button = gr.Button("Follow this job", elem_id="follow-button")
     timer = gr.Timer(1.0)
 
-    def view(state, message=""):
-        image = h.render(state)
-        tracks = h.track_choices(state["dataset_id"])
-        maximum = 1
-        if state["dataset_id"] is not None:
-            maximum = max(1, store.get_dataset(state["dataset_id"]).frame_count - 1)
-        return (state, image, gr.update(maximum=maximum, value=state["frame_idx"]),
-                gr.update(choices=tracks, value=state["track_id"]), h.status_text(state, message))
+    def shown(value, message=""):
+        return {viewer: value, status: h.status_text(value, message)}
 
-    view_outputs = [state, frame_image, frame_slider, track_choice, status]
+    def on_open(inputs):
+        return shown(h.open_dataset(inputs[viewer], inputs[dataset_choice]))
 
-    dataset_choice.input(lambda s, d: view(h.open_dataset(s, d)), [state, dataset_choice], view_outputs,
-                         api_name="open_dataset")
+    dataset_choice.input(on_open, {viewer, dataset_choice}, [viewer, status], api_name="open_dataset")
 
-    def on_upload(s, file):
-        dataset_id = h.upload_video(file)
-        return (*view(h.open_dataset(s, dataset_id), "Video added."),
-                gr.update(choices=h.dataset_choices(), value=dataset_id))
+    def on_upload(inputs):
+        try:
+            dataset_id = h.upload_video(inputs[upload])
+        except gr.Error as exc:
+            # A refused file: say why, clear the upload box, and leave the open video as it was.
+            return {status: f"**Not added:** {exc.message}", upload: None}
+        value = h.open_dataset(inputs[viewer], dataset_id)
+        return {**shown(value, "Video added."), upload: None,
+                dataset_choice: gr.update(choices=h.dataset_choices(), value=dataset_id)}
 
     # Probing an upload reads the whole file; with Gradio's default of one run per event, one slow upload would
     # make every other user's upload wait behind it.
-    upload.upload(on_upload, [state, upload], [*view_outputs, dataset_choice], api_name="upload_video",
+    upload.upload(on_upload, {viewer, upload}, [viewer, status, upload, dataset_choice], api_name="upload_video",
                   concurrency_limit=settings.upload_concurrency, concurrency_id="file_uploads")
-    frame_slider.release(lambda s, f: view(h.go_to_frame(s, f)), [state, frame_slider], view_outputs,
-                         api_name="go_to_frame")
-    track_choice.input(lambda s, t: view(h.select_track(s, t)), [state, track_choice], view_outputs,
-                       api_name="select_track")
-    new_track_button.click(lambda s, label: view(*h.create_track(s, label)), [state, new_label], view_outputs,
-                           api_name="create_track")
-    tool.input(lambda s, t: view(h.set_tool(s, t)), [state, tool], view_outputs, api_name=False)
 
-    def on_click(s, evt: gr.SelectData):
-        x, y = evt.index[0], evt.index[1]
-        return view(*h.click(s, x, y))
+    def on_new_track(inputs):
+        return shown(*h.create_track(inputs[viewer], inputs[new_label]))
 
-    frame_image.select(on_click, [state], view_outputs, api_name=False)
-    save_button.click(lambda s: view(*h.save(s)), [state], view_outputs, api_name="save")
-    discard_button.click(lambda s: view(*h.discard(s)), [state], view_outputs, api_name="discard")
-    clear_button.click(lambda s: view(*h.clear_frame(s)), [state], view_outputs, api_name=False)
-    load_editor_button.click(h.editor_background, [state], [editor], api_name=False)
-    use_mask_button.click(lambda s, v: view(*h.use_painted_mask(s, v)), [state, editor], view_outputs,
-                          api_name=False)
-    track_button.click(lambda s, *args: view(*h.start_tracking(s, *args)),
-                       [state, model_choice, queue_choice, frames_number, direction_choice, batch_choice,
-                        notify_slider], view_outputs, api_name="track")
-    cancel_button.click(lambda s: h.cancel(s), [state], [job_text], api_name="cancel_job")
-    undo_button.click(lambda s: view(*h.undo_job(s)), [state], view_outputs, api_name="undo_job")
+    new_track_button.click(on_new_track, {viewer, new_label}, [viewer, status], api_name="create_track")
 
-    def on_import(s, path, fmt, replace):
-        if st.has_unsaved(s):
-            raise gr.Error("Save or discard your edits before importing.")
-        s["revision"], message = exchange.import_file(store, s["dataset_id"], s["revision"], path, fmt, replace)
-        return view(s, message)
+    def on_rename(inputs):
+        return shown(*h.rename_track(inputs[viewer], inputs[new_label]))
 
-    def on_export(s, fmt, request: gr.Request):
+    rename_button.click(on_rename, {viewer, new_label}, [viewer, status], api_name="rename_track")
+
+    def on_delete(inputs):
+        value, token, message = h.delete_tracks(inputs[viewer])
+        return {**shown(value, message), deleted_token: token}
+
+    delete_button.click(on_delete, {viewer}, [viewer, status, deleted_token], api_name="delete_tracks")
+
+    def on_undo_delete(inputs):
+        return {**shown(*h.undo_delete(inputs[viewer], inputs[deleted_token])), deleted_token: None}
+
+    undo_delete_button.click(on_undo_delete, {viewer, deleted_token}, [viewer, status, deleted_token],
+                             api_name="undo_delete")
+
+    def on_save(inputs):
+        return shown(*h.save(inputs[viewer]))
+
+    save_button.click(on_save, {viewer}, [viewer, status], api_name="save")
+
+    def on_discard(inputs):
+        return shown(*h.discard(inputs[viewer]))
+
+    discard_button.click(on_discard, {viewer}, [viewer, status], api_name="discard")
+
+    def on_track(inputs, request: gr.Request):
+        value, new_job, message = h.start_tracking(
+            inputs[viewer], model=inputs[model_choice], queue=inputs[queue_choice],
+            num_frames=inputs[frames_number], direction=inputs[direction_choice],
+            batch_size=inputs[batch_choice], notify_percent=inputs[notify_slider],
+            owner=h.caller(request).user)
+        return {**shown(value, message), job_id: new_job, job_shown: None, job_text: message,
+                job_bar: progress_html(0.0), follow_number: new_job}
+
+    track_button.click(on_track, {viewer, model_choice, queue_choice, frames_number, direction_choice, batch_choice,
+                                  notify_slider},
+                       [viewer, status, job_id, job_shown, job_text, job_bar, follow_number], api_name="track")
+
+    def on_follow(inputs, request: gr.Request):
+        wanted = inputs[follow_number]
+        view = h.job_view(h.caller(request), None if wanted is None else int(wanted))  # checks owner-or-admin
+        return {job_id: view["job"] and view["job"]["id"], job_shown: None, job_text: view["text"],
+                job_bar: progress_html(view["fraction"])}
+
+    follow_button.click(on_follow, {follow_number}, [job_id, job_shown, job_text, job_bar], api_name="follow_job")
+
+    def on_cancel(inputs, request: gr.Request):
+        return {job_text: h.cancel(h.caller(request), inputs[job_id])}
+
+    cancel_button.click(on_cancel, {job_id}, [job_text], api_name="cancel_job")
+
+    def on_undo_job(inputs, request: gr.Request):
+        return shown(*h.undo_job(inputs[viewer], h.caller(request), inputs[job_id]))
+
+    undo_button.click(on_undo_job, {viewer, job_id}, [viewer, status], api_name="undo_job")
+
+    def on_export(inputs, request: gr.Request):
+        dataset = vw.normalise(inputs[viewer])["dataset"]
         # Exports are kept per user (and pruned per user): the login name, None without logins.
-        return exchange.export_dataset(settings, store, s["dataset_id"], fmt, getattr(request, "username", None))
+        return {export_file: exchange.export_dataset(settings, store, dataset and dataset["id"],
+                                                     inputs[export_format], getattr(request, "username", None))}
 
-    export_button.click(on_export, [state, export_format], [export_file], api_name="export")
-    import_button.click(on_import, [state, import_upload, import_format, import_replace], view_outputs,
+    export_button.click(on_export, {viewer, export_format}, [export_file], api_name="export")
+
+    def on_import(inputs):
+        value = vw.normalise(inputs[viewer])
+        if vw.has_unsaved(value):
+            raise gr.Error("Save or discard your edits before importing.")
+        dataset = value["dataset"]
+        _revision, message = exchange.import_file(store, dataset and dataset["id"], value["base_revision"],
+                                                  inputs[import_upload], inputs[import_format],
+                                                  inputs[import_replace])
+        return shown(h.refresh(value), message)
+
+    import_button.click(on_import, {viewer, import_upload, import_format, import_replace}, [viewer, status],
                         api_name="import_annotations", concurrency_limit=settings.upload_concurrency,
                         concurrency_id="file_uploads")
 
-    def poll(s):
-        text, preview = h.job_progress(s)
-        models = h.model_choices()
-        fixed = (text, preview, gr.update(visible=h.tracking_visible()), gr.update(choices=models))
-        job_id = s.get("job_id")
-        if job_id is not None and s.get("job_shown") != job_id and store.get_job(job_id).finished:
-            # Redraw once when the job ends, so its masks appear on the current frame.
-            s["job_shown"] = job_id
-            return (*fixed, *view(s))
-        return (*fixed, *[gr.skip()] * len(view_outputs))
+    def poll(inputs, request: gr.Request):
+        caller = h.caller(request)
+        out = {tracking_group: gr.update(visible=h.tracking_visible()), model_choice: gr.update(choices=h.model_choices()),
+               jobs_table: h.jobs_rows(caller)}
+        current = inputs[job_id]
+        if current is None:
+            return out
+        view = h.job_view(caller, current)
+        out.update({job_text: view["text"], job_bar: progress_html(view["fraction"])})
+        if view["preview"] is not None:
+            out[job_preview] = view["preview"]
+        if view["finished"] and inputs[job_shown] != current:
+            # Redraw once when the job ends, so its masks appear in the viewer and on the timeline.
+            value = vw.normalise(inputs[viewer])
+            if value["dataset"] is not None and value["dataset"]["id"] == view["job"]["dataset_id"]:
+                refreshed = h.refresh(value)
+                refreshed["job"] = None
+                out.update(shown(refreshed))
+            out[job_shown] = current
+        return out
 
-    timer.tick(poll, [state], [job_text, job_preview, tracking_group, model_choice, *view_outputs],
+    timer.tick(poll, {job_id, job_shown, viewer},
+               [tracking_group, model_choice, jobs_table, job_text, job_bar, job_preview, viewer, status, job_shown],
                show_progress="hidden", api_name=False)
 
-    def on_load(s):
+    def on_load(inputs, request: gr.Request):
         # Open the first video (the sample clip on a fresh install) so a new user sees a frame at once.
         choices = h.dataset_choices()
-        if s["dataset_id"] is None and choices:
-            s = h.open_dataset(s, choices[0][1])
-        return (*view(s), gr.update(choices=choices, value=s["dataset_id"]))
+        value = vw.normalise(inputs[viewer])
+        if value["dataset"] is None and choices:
+            value = h.open_dataset(value, choices[0][1])
+        models = h.model_choices()
+        # A reloaded page reattaches to the person's running job: jobs belong to people, not pages.
+        running = h.latest_unfinished_job(h.caller(request))
+        return {**shown(value), dataset_choice: gr.update(choices=choices, value=value["dataset"] and
+                                                           value["dataset"]["id"]),
+                model_choice: gr.update(choices=models, value=models[0] if models else None),
+                tracking_group: gr.update(visible=h.tracking_visible()), job_id: running, follow_number: running}
 
-    demo.load(on_load, [state], [*view_outputs, dataset_choice], api_name=False)
+    demo.load(on_load, {viewer}, [viewer, status, dataset_choice, model_choice, tracking_group, job_id, follow_number],
+              api_name=False)
     return h

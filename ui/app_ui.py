@@ -10,6 +10,11 @@ from ui.annotate_layout import build_annotate_tab
 from ui.auth import ClientAddressMiddleware, make_auth
 
 TITLE = "SAM2 mask tracking"
+# Error texts wrap instead of being cut off (toasts and table cells).
+CSS = """
+.toast-body, .toast-text, .toast-details { white-space: normal !important; overflow-wrap: anywhere; }
+.job-bar progress { width: 80%; height: 18px; }
+"""
 
 
 def build_ui(settings: Settings, store) -> gr.Blocks:
@@ -18,13 +23,24 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
                 build_annotate_tab(demo, settings, store)
-            with gr.Tab("Admin", id="admin"):
-                build_admin_tab(settings, store)
+            # Hidden until the page load says the viewer is the admin; every admin handler checks on the server too.
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
+                build_admin_tab(demo, settings, store, admin_tab)
     return demo
 
 
+def serve(demo: gr.Blocks, settings: Settings, store) -> None:
+    """Launch, add the frame viewer's data routes to Gradio's app (which launch() creates), and serve until stopped."""
+    from ui.frames import FrameCache
+    from ui.routes import mount_viewer_routes
+
+    demo.launch(prevent_thread_lock=True, **launch_options(settings))
+    mount_viewer_routes(demo.app, store, FrameCache())
+    demo.block_thread()
+
+
 def launch_options(settings: Settings) -> dict:
-    options = {"server_name": settings.host, "server_port": settings.port, "show_error": True,
+    options = {"server_name": settings.host, "server_port": settings.port, "show_error": True, "css": CSS,
                # Exports are written under the data folder; Gradio serves only files in allowed paths.
                "allowed_paths": [str(settings.data_dir / "exports")],
                # Gradio refuses larger uploads while they stream in, before any handler sees them.

@@ -1,4 +1,4 @@
-"""Frames for the Annotate tab: open videos kept in a small per-process cache, drawn with the track overlays."""
+"""Frames for the viewer's JPEG route: open videos kept in a small per-process cache."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
-
-from sam2_tracking.masks import draw_overlay, mask_to_box
 
 
 class FrameCache:
@@ -34,30 +32,3 @@ class FrameCache:
         source, lock = entry
         with lock:
             return source.read(frame_idx)
-
-
-def render_frame(frame: np.ndarray, features, pending: dict, box_anchor: tuple[float, float] | None = None) -> np.ndarray:
-    """Draw saved features, then pending (unsaved) seeds on top; mark clicks and a half-drawn box."""
-    from sam2_tracking.types import Box
-
-    layers = []
-    pending_tracks = set(pending)
-    for feature in features:
-        if not feature.present or feature.track_id in pending_tracks:
-            continue
-        layers.append((feature.track_id, feature.mask, feature.box or (mask_to_box(feature.mask)
-                                                                        if feature.mask is not None else None)))
-    for track_id, seed in pending.items():
-        mask = seed.get("mask")
-        box = Box(*seed["box"]) if seed.get("box") else (mask_to_box(mask) if mask is not None else None)
-        layers.append((track_id, mask, box))
-    image = draw_overlay(frame, layers)
-    height, width = image.shape[:2]
-    marks = [(c[0], c[1], (40, 220, 40) if c[2] else (230, 30, 30)) for s in pending.values()
-             for c in s.get("clicks", ())]
-    if box_anchor is not None:
-        marks.append((box_anchor[0], box_anchor[1], (255, 255, 255)))
-    for x, y, colour in marks:
-        x0, y0 = int(round(x)), int(round(y))
-        image[max(0, y0 - 4):min(height, y0 + 5), max(0, x0 - 4):min(width, x0 + 5)] = colour
-    return image

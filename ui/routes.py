@@ -1,0 +1,147 @@
+"""Data routes for the browser frame viewer (ui/static/viewer.js), mounted on Gradio's own FastAPI app.
+
+The viewer draws everything itself; the server only hands out data:
+  GET /viewer/frame/{dataset_id}/{frame_idx}.jpg        one frame as JPEG (cached, encoded once)
+  GET /viewer/masks/{dataset_id}?start=&stop=            every track's features on frames [start, stop) (COCO RLE)
+  GET /viewer/timeline/{dataset_id}                      per track: keyframes, tracked frames, absent frames
+
+Every route runs Gradio's own login check (the same session cookie the page uses): a page that may not load the
+app may not read its frames either. Every logged-in account may open every video (there are no per-video rights
+yet); an unknown video or frame is a 404, not an error page.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+
+# At module level: FastAPI reads the handlers' annotations (strings here) from this module's globals.
+from fastapi import HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+JPEG_QUALITY = 85
+MAX_MASK_RANGE = 500  # frames per /masks request: a bounded response whatever the client asks for
+
+
+class JpegCache:
+    """Encoded frames, most recent last. Encoding a 1080p frame costs ~20 ms; the viewer asks for neighbours often."""
+
+    def __init__(self, max_items: int = 256) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[tuple, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: tuple, data: bytes) -> None:
+        with self._lock:
+            self._items[key] = data
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+
+def encode_jpeg(frame) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def current_user(app, request) -> str | None:
+    """The logged-in user of a request, read the way Gradio's own /login_check reads it; None if not logged in."""
+    cookie_id = getattr(app, "cookie_id", None)
+    token = request.cookies.get(f"access-token-{cookie_id}") or request.cookies.get(
+        f"access-token-unsecure-{cookie_id}")
+    return app.tokens.get(token) if token else None
+
+
+def features_payload(store, dataset, start: int, stop: int) -> dict:
+    """{frame_idx: [feature, ...]} for every track of the dataset on frames [start, stop), as plain JSON."""
+    frames: dict[int, list] = {}
+    for track in store.list_tracks(dataset.dataset_id):
+        for feature in store.get_features(track.track_id, start, stop):
+            box = feature.box
+            frames.setdefault(feature.frame_idx, []).append({
+                "track_id": track.track_id,
+                "present": feature.present,
+                "keyframe": feature.keyframe,
+                "job_id": feature.job_id,
+                "score": feature.score,
+                "counts": feature.rle["counts"] if feature.rle else None,
+                "box": [box.x1, box.y1, box.x2, box.y2] if box is not None else None,
+                "clicks": [[c.x, c.y, bool(c.positive)] for c in feature.clicks],
+            })
+    return {"dataset_id": dataset.dataset_id, "revision": dataset.revision, "start": start, "stop": stop,
+            "size": [dataset.height, dataset.width], "frames": frames}
+
+
+def timeline_payload(store, dataset) -> dict:
+    """Per track, the frames a timeline marks. Frame lists, not ranges: a track has at most frame_count entries."""
+    tracks = []
+    for track in store.list_tracks(dataset.dataset_id):
+        keyframes, tracked, absent = [], [], []
+        for feature in store.get_features(track.track_id):
+            if not feature.present:
+                absent.append(feature.frame_idx)
+            elif feature.keyframe:
+                keyframes.append(feature.frame_idx)
+            else:
+                tracked.append(feature.frame_idx)
+        tracks.append({"track_id": track.track_id, "label": track.label, "begin": track.begin, "end": track.end,
+                       "keyframes": keyframes, "tracked": tracked, "absent": absent})
+    return {"dataset_id": dataset.dataset_id, "frame_count": dataset.frame_count, "revision": dataset.revision,
+            "tracks": tracks}
+
+
+def mount_viewer_routes(app, store, frames) -> None:
+    """Add the viewer's routes to Gradio's FastAPI app (after launch: Gradio builds the app inside launch())."""
+    from sam2_tracking.store import NotFound
+
+    jpegs = JpegCache()
+
+    def require_login(request: Request) -> None:
+        if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+            return  # the app runs without logins (local trial)
+        if current_user(app, request) is None:
+            raise HTTPException(status_code=401, detail="Log in first.")
+
+    def dataset_or_404(dataset_id: int):
+        try:
+            return store.get_dataset(dataset_id)
+        except NotFound:
+            raise HTTPException(status_code=404, detail=f"No video {dataset_id}.") from None
+
+    def frame_jpeg(dataset_id: int, frame_idx: int, request: Request) -> Response:
+        require_login(request)
+        dataset = dataset_or_404(dataset_id)
+        if not 0 <= frame_idx < dataset.frame_count:
+            raise HTTPException(status_code=404, detail=f"Frame {frame_idx} is outside the video.")
+        key = (dataset.dataset_id, dataset.path, frame_idx)
+        data = jpegs.get(key)
+        if data is None:
+            data = encode_jpeg(frames.read(dataset.path, frame_idx))
+            jpegs.put(key, data)
+        # Frames never change for a given dataset id, so the browser may keep them for the session.
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    def masks(dataset_id: int, request: Request, start: int = 0, stop: int = 1) -> JSONResponse:
+        require_login(request)
+        dataset = dataset_or_404(dataset_id)
+        start = max(0, min(int(start), dataset.frame_count))
+        stop = max(start, min(int(stop), dataset.frame_count, start + MAX_MASK_RANGE))
+        return JSONResponse(features_payload(store, dataset, start, stop), headers={"Cache-Control": "no-store"})
+
+    def timeline(dataset_id: int, request: Request) -> JSONResponse:
+        require_login(request)
+        return JSONResponse(timeline_payload(store, dataset_or_404(dataset_id)), headers={"Cache-Control": "no-store"})
+
+    app.add_api_route("/viewer/frame/{dataset_id}/{frame_idx}.jpg", frame_jpeg, methods=["GET"])
+    app.add_api_route("/viewer/masks/{dataset_id}", masks, methods=["GET"])
+    app.add_api_route("/viewer/timeline/{dataset_id}", timeline, methods=["GET"])
