@@ -81,7 +81,7 @@ def validate_config(config_text: str) -> Any:
     model = data.get("model")
     if not isinstance(model, dict):
         raise ModelError("model config has no `model:` section; give a full SAM2 model config")
-    if model.get("_target_") not in MODEL_TARGETS:
+    if not isinstance(model.get("_target_"), str) or model["_target_"] not in MODEL_TARGETS:
         raise ModelError(
             f"model config's `model._target_` must be one of {', '.join(sorted(MODEL_TARGETS))}"
         )
@@ -172,7 +172,7 @@ def _check_string(text: str, path: str) -> None:
 
 
 def _check_target(key_path: str, target: Any) -> None:
-    if target not in ALLOWED_TARGETS:
+    if not isinstance(target, str) or target not in ALLOWED_TARGETS:
         shown = repr(target) if isinstance(target, str) and len(target) <= 200 else type(target).__name__
         raise ModelError(
             f"refusing model config: {key_path} = {shown}: only SAM2 model classes may be instantiated "

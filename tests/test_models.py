@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -283,3 +285,235 @@ def test_choose_device_here_is_cpu() -> None:
 
     if not torch.cuda.is_available():
         assert choose_device() in ("cpu", "mps")
+
+
+# ------------------------------------------------------------------ hostile configs, capped and cancellable downloads
+
+SECRET = "s3cr3t-admin-password-value"
+
+
+def _no_secret(message: str) -> str:
+    assert SECRET not in message
+    return message
+
+
+REFUSED_CONFIGS = [
+    # function targets and anything outside the allow-list of SAM2 model classes
+    ("model:\n  _target_: builtins.eval\n", "only SAM2 model classes"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  memory_encoder:\n    _target_: os.getenv\n    key: X\n",
+     r"model.memory_encoder._target_ = 'os.getenv'"),
+    ("model:\n  _target_: sam2.build_sam.build_sam2\n  config_file: x.yaml\n", "sam2.build_sam.build_sam2"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  x:\n    _target_: sam2.build_sam.build_sam2_video_predictor"
+     "\n    hydra_overrides_extra: ['++a=1']\n", "build_sam2_video_predictor"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  config_file: other.yaml\n", "re-enters Hydra"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  hydra_overrides_extra: ['++x=1']\n", "re-enters Hydra"),
+    ("defaults:\n  - other\nmodel:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n", "re-enters Hydra"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  _partial_: true\n", "Hydra directives"),
+    ("model:\n  _target_: sam2.modeling.backbones.hieradet.Hiera\n", "must be one of"),
+    ("model:\n  _target_: [os.system]\n", "only SAM2 model classes"),
+    # interpolations, whatever the spelling, never resolved
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  image_size: ${oc.env:SAM2T_TEST_SECRET}\n",
+     "line 3 holds an interpolation"),
+    ('model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  name: "\\x24{oc.env:SAM2T_TEST_SECRET}"\n',
+     "model.name holds an interpolation"),
+    ("model:\n  _target_: ${oc.decode:'os.system'}\n", "interpolation"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  a: 1\n  b: ${model.a}\n", "interpolation"),
+    # text that looks like a path is text, never a file to read
+    ("configs/sam2.1/sam2.1_hiera_t.yaml", "single line of text"),
+    ("/etc/passwd.yaml", "single line of text"),
+    # not YAML, or not a mapping, or YAML that builds objects
+    ("model: [unclosed\n", "not valid YAML at line"),
+    (b"\xff\xfe\x00model", "not UTF-8"),
+    ("- a\n- b\n", "YAML list"),
+    ("", "empty"),
+    ("model: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  when: 2024-01-01\n", "is a date"),
+    ("a: &a [" + ", ".join(["*a"] * 3) + "]\nmodel: {}\n", "nested over|entries"),
+    ("l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 7)) + "model: {}\n", "entries"),
+    ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  pad: '" + "x" * 1_000_001 + "'\n", "over 1 MB"),
+]
+
+
+@pytest.mark.parametrize("text,message", REFUSED_CONFIGS, ids=range(len(REFUSED_CONFIGS)))
+def test_refused_configs_give_a_message_without_secrets(text, message, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SAM2T_TEST_SECRET", SECRET)
+    monkeypatch.chdir(tmp_path)  # a path-like text must not be read even where it would resolve
+    (tmp_path / "configs" / "sam2.1").mkdir(parents=True)
+    (tmp_path / "configs" / "sam2.1" / "sam2.1_hiera_t.yaml").write_text("model:\n  _target_: os.system\n")
+    with pytest.raises(ModelError, match=message) as caught:
+        validate_config(text)
+    _no_secret(str(caught.value))
+    assert len(str(caught.value)) < 600
+
+
+def test_an_existing_config_path_is_not_read(test_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="single line of text"):
+        validate_config(str(test_model_dir / "config.yaml"))
+    assert load_config_file(test_model_dir / "config.yaml").model.image_size == 256
+
+
+@pytest.mark.parametrize("builtin", ["sam2.1/sam2.1_hiera_t", "sam2.1/sam2.1_hiera_l", "sam2/sam2_hiera_b+"])
+def test_builtin_configs_pass(builtin: str) -> None:
+    cfg = validate_config(models.builtin_config_text(f"configs/{builtin}.yaml"))
+    assert cfg.model._target_ == "sam2.modeling.sam2_base.SAM2Base"
+
+
+@pytest.mark.parametrize(
+    "body,no_length,message",
+    [
+        ("model:\n  _target_: os.system\n", False, "only SAM2 model classes"),
+        ("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  x: ${oc.env:SAM2T_TEST_SECRET}\n", False,
+         "interpolation"),
+        ("{config}", False, "single line of text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", False, "not UTF-8 text"),
+        ("# padding\n" * 150_000, True, "sent over 1 MB"),
+        ("# padding\n" * 150_000, False, r"is over 1 MB \(1500000 bytes\)"),
+    ],
+    ids=["function", "oc.env", "path-like", "binary", "oversize-no-length", "oversize"],
+)
+def test_download_refuses_config_before_fetching_the_checkpoint(
+    body, no_length, message, file_server, test_model_dir: Path, tmp_path: Path, monkeypatch,
+) -> None:
+    monkeypatch.setenv("SAM2T_TEST_SECRET", SECRET)
+    if body == "{config}":
+        body = str(test_model_dir / "config.yaml")
+    (file_server.root / "config.yaml").write_bytes(body.encode() if isinstance(body, str) else body)
+    shutil.copy(test_model_dir / "checkpoint.pt", file_server.root / "checkpoint.pt")
+    if no_length:
+        file_server.serve_without_length("/config.yaml")
+    with pytest.raises(ModelError, match=message) as caught:
+        download_model(served_entry(file_server), tmp_path / "models")
+    assert file_server.url + "/config.yaml" in _no_secret(str(caught.value)) or "config" in str(caught.value)
+    assert [r[0] for r in file_server.requests_seen] == ["/config.yaml"]
+    assert model_status(tmp_path / "models", "test_model") is None
+
+
+def test_checkpoint_over_the_cap_is_stopped(file_server, test_model_dir: Path, tmp_path: Path) -> None:
+    shutil.copy(test_model_dir / "config.yaml", file_server.root / "config.yaml")
+    (file_server.root / "checkpoint.pt").write_bytes(os.urandom(5_000_000))
+    limits = models.DownloadLimits(max_checkpoint_bytes=2_000_000)
+    # Announced: refused from the Content-Length, before a byte is written.
+    with pytest.raises(ModelError, match=r"is 5000000 bytes, over the 2000000-byte cap \(SAM2T_MAX_CHECKPOINT_BYTES\)"):
+        download_model(served_entry(file_server), tmp_path, limits=limits)
+    assert not models.partial_checkpoint(tmp_path, "test_model").exists()
+    # Not announced: stopped as soon as the bytes that arrived pass the cap, and deleted.
+    file_server.serve_without_length("/checkpoint.pt")
+    progress: list[int] = []
+    with pytest.raises(ModelError, match=r"sent over 2000000 bytes, the cap"):
+        download_model(served_entry(file_server), tmp_path, limits=limits,
+                       on_progress=lambda done, total: progress.append(done))
+    assert max(progress) <= 2_000_000 and not models.partial_checkpoint(tmp_path, "test_model").exists()
+    assert model_status(tmp_path, "test_model") is None
+    # A default-size model larger than the cap is refused without any request.
+    seen = len(file_server.requests_seen)
+    with pytest.raises(ModelError, match="over the 2000000-byte cap"):
+        download_model(served_entry(file_server, expected_size=3_000_000), tmp_path, limits=limits)
+    assert len(file_server.requests_seen) == seen
+
+
+def test_checkpoint_without_length_within_the_cap_downloads(file_server, test_model_dir: Path, tmp_path: Path) -> None:
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    file_server.serve_without_length("/checkpoint.pt")
+    folder = download_model(served_entry(file_server), tmp_path)
+    assert sha256_of(folder / "checkpoint.pt") == sha256_of(test_model_dir / "checkpoint.pt")
+
+
+def test_stalled_download_times_out_and_keeps_the_partial_file(file_server, test_model_dir: Path, tmp_path: Path) -> None:
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    file_server.stall_responses("/checkpoint.pt", 1_500_000)
+    limits = models.DownloadLimits(read_timeout_s=0.3)
+    with pytest.raises(ModelError, match=r"sent nothing for 0.3 s \(SAM2T_DOWNLOAD_READ_TIMEOUT_SECONDS\)"):
+        download_model(served_entry(file_server), tmp_path, limits=limits)
+    # Each stall was resumed from where it stopped: 1 + 3 resumes, the partial file kept for the next attempt.
+    ranges = [r[1] for r in file_server.requests_seen if r[0] == "/checkpoint.pt"]
+    assert len(ranges) == 4 and ranges[0] is None and all(r and r.startswith("bytes=") for r in ranges[1:])
+    assert models.partial_checkpoint(tmp_path, "test_model").stat().st_size > 1_000_000
+    assert model_status(tmp_path, "test_model") is None and not models.download_in_progress(tmp_path, "test_model")
+
+
+def test_cancelled_or_failed_redownload_keeps_the_working_model(file_server, test_model_dir: Path, tmp_path: Path) -> None:
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    folder = download_model(served_entry(file_server), tmp_path)
+    before = model_status(tmp_path, "test_model")
+    predictor = load_predictor(folder, "cpu")
+    calls: list[int] = []
+    with pytest.raises(models.DownloadCancelled):
+        download_model(served_entry(file_server), tmp_path, force=True,
+                       should_cancel=lambda: calls.append(1) or len(calls) > 2)
+    assert len(calls) == 3  # asked before every chunk: it stopped at the third
+    assert model_status(tmp_path, "test_model") == before
+    assert load_predictor(folder, "cpu") is predictor
+    assert sha256_of(folder / "checkpoint.pt") == before["sha256"]
+    # A new file that does not fit the architecture is refused; the old model stays.
+    (file_server.root / "checkpoint.pt").write_bytes(b"\x00" * 2_000_000)
+    with pytest.raises(ModelError, match="not a readable PyTorch file"):
+        download_model(served_entry(file_server), tmp_path, force=True)
+    assert model_status(tmp_path, "test_model") == before and load_predictor(folder, "cpu") is predictor
+    assert [p.name for p in (tmp_path / ".sam2t" / "versions" / "test_model").iterdir()] == [folder.resolve().name]
+
+
+def test_plain_model_folder_is_replaced_by_a_verified_version(model_server, test_model_dir: Path, tmp_path: Path) -> None:
+    """A folder written by hand (or by an older version of the app) is swapped out like any version."""
+    shutil.copytree(test_model_dir, tmp_path / "test_model")
+    (tmp_path / "test_model" / "manifest.json").write_text("{}")
+    folder = download_model(served_entry(model_server), tmp_path, force=True)
+    assert folder.is_symlink() and model_status(tmp_path, "test_model")["size"] > 0
+    remove_model(tmp_path, "test_model")
+    assert not folder.exists() and not folder.is_symlink()
+    assert not (tmp_path / ".sam2t" / "versions" / "test_model").exists()
+
+
+def _download_in_subprocess(server_url: str, model_dir: Path) -> subprocess.Popen:
+    code = ("import sys; from sam2_tracking.models import ModelEntry, download_model; "
+            "download_model(ModelEntry('test_model', sys.argv[1] + '/config.yaml', sys.argv[1] + '/checkpoint.pt'), "
+            "sys.argv[2], force=True)")
+    return subprocess.Popen([sys.executable, "-c", code, server_url, str(model_dir)],
+                            cwd=Path(__file__).resolve().parent.parent)
+
+
+def test_killed_download_is_reset_to_what_is_on_disk(file_server, test_model_dir: Path, tmp_path: Path) -> None:
+    """A process killed mid-download leaves its owner mark; reset_stale_downloads (run by a starting consumer) then
+    sets the status from the disk, and the next download resumes the partial file."""
+    from queues.catalogue import reset_stale_downloads
+    from sam2_tracking.settings import Settings
+    from tests.support.queue_harness import wait_for
+
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    file_server.stall_responses("/checkpoint.pt", 2_000_000)
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models")
+    from queues.config import get_store
+
+    store = get_store(settings)
+    store.upsert_model("test_model", file_server.url + "/config.yaml", file_server.url + "/checkpoint.pt",
+                       is_default=False, status="downloading", progress_bytes=2_000_000)
+    process = _download_in_subprocess(file_server.url, settings.model_dir)
+    part = models.partial_checkpoint(settings.model_dir, "test_model")
+    try:
+        # 2 MB sent, then nothing: the downloader has written its first whole 1 MB chunk and waits for the rest.
+        wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 60, "the download to stall")
+        assert models.download_in_progress(settings.model_dir, "test_model")
+        assert reset_stale_downloads(settings, store) == []  # alive: left alone
+    finally:
+        process.kill()
+        process.wait(10)
+    assert store.get_model("test_model").status == "downloading"
+    assert reset_stale_downloads(settings, store) == ["test_model"]
+    record = store.get_model("test_model")
+    assert record.status == "absent" and "download again" in record.error
+    kept = part.stat().st_size
+    assert kept >= 1 << 20  # kept for the resume
+    file_server.handler_class.stall_after_bytes.clear()
+    file_server.requests_seen.clear()
+    download_model(served_entry(file_server), settings.model_dir)
+    assert ("/checkpoint.pt", f"bytes={kept}-") in file_server.requests_seen
+    assert reset_stale_downloads(settings, store) == []  # "absent" is not touched
+    # Another machine's download (no trace on this disk) is reset only once it has been quiet for long.
+    store.update_model("test_model", status="downloading")
+    assert reset_stale_downloads(settings, store) == []
+    assert reset_stale_downloads(settings, store, stale_after_s=0) == ["test_model"]
+    assert store.get_model("test_model").status == "ready"
