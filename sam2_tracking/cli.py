@@ -174,8 +174,8 @@ def run_convert(args: argparse.Namespace) -> Path:
     from .formats.files import export_notes, image_names, load_annotations, write_annotations
     from .formats.model import FormatError
 
-    annotations = load_annotations(args.input, args.from_format)
     if args.video is None:
+        annotations = load_annotations(args.input, args.from_format, limits=import_limits())
         if args.format == "mp4":
             raise FormatError("--format mp4 draws on the video's frames: give --video VIDEO")
         report(annotations.warnings, "not imported from " + str(args.input))
@@ -184,6 +184,9 @@ def run_convert(args: argparse.Namespace) -> Path:
     from .video import open_video
 
     with open_video(args.video) as frames:
+        # Read against the video's size: every size the file declares is checked before a mask is decoded.
+        annotations = load_annotations(args.input, args.from_format, frame_size=(frames.height, frames.width),
+                                       limits=import_limits())
         if annotations.width and (annotations.width, annotations.height) != (frames.width, frames.height):
             raise FormatError(
                 f"{args.input} is for a {annotations.width}x{annotations.height} video, {args.video} is "
@@ -196,6 +199,14 @@ def run_convert(args: argparse.Namespace) -> Path:
         report(export_notes(annotations, args.format), "not exported")
         video_frames = frames.iter_frames() if args.format == "mp4" else None
         return write_annotations(annotations, args.output, args.format, frames=video_frames)
+
+
+def import_limits():
+    """The import limits of the environment's settings (SAM2T_MAX_...)."""
+    from .formats.limits import ImportLimits
+    from .settings import load_settings
+
+    return ImportLimits.from_settings(load_settings())
 
 
 def report(lines, what: str) -> None:

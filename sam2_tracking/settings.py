@@ -65,6 +65,10 @@ class Settings:
     max_upload_bytes: int = 4 * 1024**3  # Gradio's max_file_size: one upload, any kind
     max_zip_members: int = 200_000  # files in any uploaded zip (a frame per file at 30 fps: nearly 2 hours)
     max_zip_bytes: int = 8 * 1024**3  # total declared uncompressed size of any uploaded zip
+    max_zip_expansion_bytes: int = 1024**3  # an imported mask zip's files, uncompressed (checked before extracting)
+    max_zip_ratio: int = 600  # an imported mask zip may expand at most this many times its size (DIVE-DSA's limit)
+    max_label_chars: int = 256  # a track label in an imported file
+    max_tracks_per_import: int = 10_000  # tracks in one imported file
     upload_concurrency: int = 4  # upload/import handlers running at once (Gradio's default is 1: one blocks all)
     login_max_failures: int = 5  # failed logins per user and address before a backoff starts
     login_backoff_seconds: float = 30.0  # first lockout; doubles with each further failure, capped at 15 minutes
@@ -86,6 +90,9 @@ class Settings:
             raise ValueError(f"{ENV_PREFIX}QUEUE_URL must be empty (SQLite) or a redis:// URL, got {self.queue_url!r}")
         for env_name, value in (("MAX_FRAME_PIXELS", self.max_frame_pixels), ("MAX_UPLOAD_BYTES", self.max_upload_bytes),
                                 ("MAX_ZIP_MEMBERS", self.max_zip_members), ("MAX_ZIP_BYTES", self.max_zip_bytes),
+                                ("MAX_ZIP_EXPANSION_BYTES", self.max_zip_expansion_bytes),
+                                ("MAX_ZIP_RATIO", self.max_zip_ratio), ("MAX_LABEL_CHARS", self.max_label_chars),
+                                ("MAX_TRACKS_PER_IMPORT", self.max_tracks_per_import),
                                 ("UPLOAD_CONCURRENCY", self.upload_concurrency),
                                 ("LOGIN_MAX_FAILURES", self.login_max_failures),
                                 ("EXPORTS_PER_USER", self.exports_per_user),
@@ -155,6 +162,10 @@ def load_settings() -> Settings:
         max_upload_bytes=_env_int("MAX_UPLOAD_BYTES", Settings.max_upload_bytes),
         max_zip_members=_env_int("MAX_ZIP_MEMBERS", Settings.max_zip_members),
         max_zip_bytes=_env_int("MAX_ZIP_BYTES", Settings.max_zip_bytes),
+        max_zip_expansion_bytes=_env_int("MAX_ZIP_EXPANSION_BYTES", Settings.max_zip_expansion_bytes),
+        max_zip_ratio=_env_int("MAX_ZIP_RATIO", Settings.max_zip_ratio),
+        max_label_chars=_env_int("MAX_LABEL_CHARS", Settings.max_label_chars),
+        max_tracks_per_import=_env_int("MAX_TRACKS_PER_IMPORT", Settings.max_tracks_per_import),
         upload_concurrency=_env_int("UPLOAD_CONCURRENCY", Settings.upload_concurrency),
         login_max_failures=_env_int("LOGIN_MAX_FAILURES", Settings.login_max_failures),
         login_backoff_seconds=float(_env_int("LOGIN_BACKOFF_SECONDS", int(Settings.login_backoff_seconds))),

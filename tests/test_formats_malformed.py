@@ -143,7 +143,7 @@ CASES = {
     "zip masks of two sizes": (
         zip_case(lambda f, t: (f.pop("masks/RLE_MASKS.json"),
                                _set(f, f"masks/{t}/1.png", mask_to_png(np.ones((H + 1, W), bool))))),
-        "masks differ in size"),
+        "(masks differ in size|is for a 32x25 video)"),
     "zip bad rle json": (
         zip_case(lambda f, t: _set(f, "masks/RLE_MASKS.json", json.dumps(
             {str(t): {"1": {"rle": {"size": [H, W], "counts": [1, 2]}}}}).encode())), "track \\d+, frame 1: RLE counts"),
@@ -201,3 +201,100 @@ def test_valid_files_still_import(setup, tmp_path):
         path = write_annotations(annotations, tmp_path / f"ok.{fmt}", fmt)
         mapping = store.import_annotations(ds.dataset_id, load_annotations(path))
         assert len(mapping) == 1
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height (no pixel data): what a hostile mask zip can hold."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"") + chunk(b"IEND", b"")
+
+
+def _huge_rle(entry):
+    entry["size"] = [100_000, 100_000]
+
+
+def _deflated_zip(path, name, data):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, data)
+    return path
+
+
+def _many_tracks(data, track):
+    data["tracks"] = {str(i): {**track, "id": i} for i in range(1, 4)}
+
+
+HOSTILE = {
+    # Sizes a file declares are checked against the video before pycocotools sees them (it segfaults on absurd ones).
+    "coco rle of an absurd size": (coco_case(lambda d, a: _huge_rle(a["segmentation"])),
+                                   "RLE size is 100000x100000 but the video is 32x24", {}),
+    "coco images of an absurd size": (
+        coco_case(lambda d, a: [(_set(i, "width", 10**5), _set(i, "height", 10**5)) for i in d["images"]]),
+        "COCO file is for a 100000x100000 video but this video is 32x24", {}),
+    "coco rle runs past the frame": (
+        coco_case(lambda d, a: _set(a["segmentation"], "counts", [H * W, 5])), "RLE counts", {}),
+    "coco rle string runs past the frame": (
+        coco_case(lambda d, a: _set(a["segmentation"], "counts", "OlN1")), "RLE counts", {}),
+    "zip rle of an absurd size": (
+        zip_case(lambda f, t: _set(f, "masks/RLE_MASKS.json", json.dumps(
+            {str(t): {"1": {"rle": {"size": [10**5, 10**5], "counts": "0"}}}}).encode())),
+        "RLE size is 100000x100000 but the video is 32x24", {}),
+    "zip png header of an absurd size": (
+        zip_case(lambda f, t: (f.pop("masks/RLE_MASKS.json"), _set(f, f"masks/{t}/1.png", png_header(9000, 9000)))),
+        "is for a 9000x9000 video", {}),
+    "zip png header past any frame": (
+        zip_case(lambda f, t: (f.pop("masks/RLE_MASKS.json"), _set(f, f"masks/{t}/1.png", png_header(10**5, 10**5)))),
+        "masks/1/1.png", {}),
+    "zip that expands 1000 times": (
+        lambda a, p: _deflated_zip(p / "bomb.zip", "masks/1/0.png", b"\0" * 2_000_000), "times its size", {}),
+    "zip past the expansion cap": (
+        lambda a, p: _deflated_zip(p / "big.zip", "masks/1/0.png", bytes(range(256)) * 4000), "SAM2T_MAX_ZIP_EXP",
+        {"max_zip_expansion_bytes": 100_000}),
+    # Values validated where they enter.
+    "dive label of 300 characters": (
+        dive_case(lambda d, t: _set(t, "confidencePairs", [["x" * 300, 1.0]])), "label of 300 characters", {}),
+    "dive more tracks than allowed": (dive_case(_many_tracks), "3 tracks, more than the 2", {"max_tracks_per_import": 2}),
+    "dive box of 1e308": (dive_case(lambda d, t: _bad_bounds(t, [0, 0, 1e308, 5])), "far outside the 32x24 frame", {}),
+    "dive integer too large for a float": (
+        dive_case(lambda d, t: _bad_bounds(t, [0, 0, 10**400, 5])), "'bounds' must be a finite number", {}),
+    "dive nested 100000 deep": (dive_case(lambda d, t: '{"version": 2, "tracks": ' + "[" * 100_000), "(too deeply|not valid)", {}),
+    "dive number of 5000 digits": (
+        dive_case(lambda d, t: '{"version": 2, "tracks": {"1": {"begin": 1' + "0" * 5000 + "}}}"), "more digits than any", {}),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_import_is_refused_before_allocating(setup, tmp_path, name):
+    from sam2_tracking.formats.limits import ImportLimits
+
+    store, ds, db_path, annotations = setup
+    build, message, limits = HOSTILE[name]
+    path = build(annotations, tmp_path)
+    before = snapshot(db_path)
+    with pytest.raises(ValueError, match=message):
+        store.import_annotations(ds.dataset_id, load_annotations(path, frame_size=(H, W), limits=ImportLimits(**limits)))
+    assert snapshot(db_path) == before
+
+
+def test_absurd_rle_without_a_video_leaves_the_process_alive(setup, tmp_path):
+    """No video to compare with (convert without --video): the pixel cap still stops the decode. In a subprocess,
+    since the failure this guards against is pycocotools killing the process."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    _store, _ds, _db, annotations = setup
+    path = coco_case(lambda d, a: [(_set(i, "width", 60_000), _set(i, "height", 60_000)) for i in d["images"]]
+                     + [_huge_rle(x["segmentation"]) for x in d["annotations"]])(annotations, tmp_path)
+    code = ("import sys; from sam2_tracking.formats import load_annotations\n"
+            "try:\n    load_annotations(sys.argv[1])\nexcept ValueError as exc:\n    print('refused:', exc)\n")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "refused:" in run.stdout and "pixels allowed" in run.stdout

@@ -193,7 +193,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
         dataset = value["dataset"]
         _revision, message = exchange.import_file(store, dataset and dataset["id"], value["base_revision"],
                                                   inputs[import_upload], inputs[import_format],
-                                                  inputs[import_replace])
+                                                  inputs[import_replace], settings=settings)
         return shown(h.refresh(value), message)
 
     import_button.click(on_import, {viewer, import_upload, import_format, import_replace}, [viewer, status],

@@ -54,8 +54,11 @@ def export_dataset(settings: Settings, store, dataset_id: int | None, format_lab
 
 
 def import_file(store, dataset_id: int | None, base_revision: int, file_path: str | None, format_label: str,
-                replace_existing: bool) -> tuple[int, str]:
-    """Validate and apply an annotation file in one transaction; return (new revision, message)."""
+                replace_existing: bool, settings: Settings | None = None) -> tuple[int, str]:
+    """Validate and apply an annotation file in one transaction; return (new revision, message).
+
+    The file is read against the open video's size (every size it declares is checked before a mask is decoded)
+    and the import limits in settings; what it holds that the app cannot keep is listed in the message."""
     from sam2_tracking.formats.model import FormatError
     from sam2_tracking.store import RevisionConflict, StoreError
 
@@ -64,9 +67,13 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
     if not file_path:
         raise gr.Error("Choose a DIVE JSON, DIVE mask zip, COCO or VIAME CSV file to import.")
     from sam2_tracking.formats.files import load_annotations, store_import_notes
+    from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits
 
     try:
-        annotations = load_annotations(file_path, IMPORT_LABELS.get(format_label))
+        dataset = store.get_dataset(dataset_id)
+        limits = DEFAULT_LIMITS if settings is None else ImportLimits.from_settings(settings)
+        annotations = load_annotations(file_path, IMPORT_LABELS.get(format_label),
+                                       frame_size=(dataset.height, dataset.width), limits=limits)
         mapping = store.import_annotations(dataset_id, annotations, replace_existing=bool(replace_existing),
                                            base_revision=base_revision)
     except RevisionConflict as exc:

@@ -27,6 +27,7 @@ from pycocotools import mask as mask_utils
 from ..annotations import Feature
 from ..masks import check_rle, mask_to_rle, rle_area, rle_to_box, rle_to_mask
 from ..types import Box, Click, SeedError
+from .limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
 from .model import (
     AnnotationSet,
     Dropped,
@@ -123,14 +124,20 @@ def _natural_key(name: str):
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
-def coco_to_annotations(data: dict) -> AnnotationSet:
-    """Validate and convert; FormatError names the annotation, track, frame or field at fault."""
+def coco_to_annotations(data: dict, frame_size: tuple[int, int] | None = None,
+                        limits: ImportLimits = DEFAULT_LIMITS) -> AnnotationSet:
+    """Validate and convert; FormatError names the annotation, track, frame or field at fault.
+
+    frame_size: the video's (height, width) when known; every size the file declares must match it, and none may
+    pass limits.max_frame_pixels, before any mask is decoded."""
     check_dict(data, "the COCO file")
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise FormatError(f"the COCO file has no {key!r} list: is it COCO instance segmentation JSON?")
     dropped = Dropped()
     images, size, names = _images(check_list(data["images"], "'images'"))
+    check_frame_size(size, frame_size, limits, "the COCO file")
+    size = size or (tuple(frame_size) if frame_size else None)
     categories = {}
     for number, category in enumerate(check_list(data["categories"], "'categories'")):
         check_dict(category, f"categories[{number}]")
@@ -144,7 +151,7 @@ def coco_to_annotations(data: dict) -> AnnotationSet:
     features: dict[int, dict[int, Feature]] = {}
     labels: dict[int, tuple[str, float]] = {}
     for number, ann in enumerate(check_list(data["annotations"], "'annotations'")):
-        track_id, feature, pair = _annotation(number, ann, images, categories, size, dropped)
+        track_id, feature, pair = _annotation(number, ann, images, categories, size, dropped, limits)
         if size is None and feature.rle is not None:
             size = tuple(feature.rle["size"])
         if feature.frame_idx in features.setdefault(track_id, {}):
@@ -227,7 +234,7 @@ def _track_info(raw) -> dict[int, tuple[tuple[tuple[str, float], ...], dict, dic
     return info
 
 
-def _annotation(number: int, ann, images: dict, categories: dict, size, dropped: Dropped):
+def _annotation(number: int, ann, images: dict, categories: dict, size, dropped: Dropped, limits: ImportLimits):
     where = f"annotations[{number}]"
     check_dict(ann, where)
     attributes = dict(check_dict(ann.get("attributes", {}) or {}, f"{where} 'attributes'"))
@@ -246,7 +253,7 @@ def _annotation(number: int, ann, images: dict, categories: dict, size, dropped:
     where = f"{where} (track {track_id}, frame {frame})"
     if ann.get("category_id") not in categories:
         raise FormatError(f"{where}: category_id {str(ann.get('category_id'))[:40]} is not in 'categories'")
-    rle = _segmentation(ann.get("segmentation"), size, where)
+    rle = _segmentation(ann.get("segmentation"), size, where, limits)
     mask_box = rle_to_box(rle) if rle is not None else None
     box = mask_box
     if ann.get("sam2_box") is not None:
@@ -287,14 +294,15 @@ def _box(raw, where: str, xywh: bool) -> Box:
         raise FormatError(f"{where}: {exc}") from exc
 
 
-def _segmentation(segmentation, size, where: str) -> dict | None:
-    """Canonical compressed RLE of an RLE or polygon segmentation; None for none. Sizes are checked first."""
+def _segmentation(segmentation, size, where: str, limits: ImportLimits) -> dict | None:
+    """Canonical compressed RLE of an RLE or polygon segmentation; None for none. Sizes are checked first: an
+    absurd declared size makes pycocotools crash the process."""
     if segmentation is None or segmentation == []:
         return None
     if isinstance(segmentation, dict):
         try:
-            check_rle(segmentation, size)
-            mask = rle_to_mask(segmentation, size)
+            check_rle(segmentation, size, limits.max_frame_pixels)
+            mask = rle_to_mask(segmentation, size, limits.max_frame_pixels)
         except ValueError as exc:
             raise FormatError(f"{where} 'segmentation': {exc}") from exc
         return mask_to_rle(mask)
@@ -313,8 +321,9 @@ def _segmentation(segmentation, size, where: str) -> dict | None:
     raise FormatError(f"{where} 'segmentation' must be RLE {{size, counts}} or polygons")
 
 
-def load_coco(path: str | os.PathLike) -> AnnotationSet:
-    return coco_to_annotations(read_json(path))
+def load_coco(path: str | os.PathLike, frame_size: tuple[int, int] | None = None,
+              limits: ImportLimits = DEFAULT_LIMITS) -> AnnotationSet:
+    return coco_to_annotations(read_json(path), frame_size, limits)
 
 
 def write_coco(annotations: AnnotationSet, path: str | os.PathLike, video_name: str | None = None) -> Path:

@@ -9,7 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .model import AnnotationSet, FormatError
+from .limits import DEFAULT_LIMITS, ImportLimits, check_import
+from .model import AnnotationSet, FormatError, json_error_text
 
 EXPORT_FORMATS = ("coco", "dive", "maskzip", "viame", "mp4")
 IMPORT_FORMATS = ("coco", "dive", "maskzip", "viame")
@@ -29,8 +30,10 @@ def detect_format(path: str | os.PathLike) -> str:
         return "viame"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path} is neither a zip nor JSON ({exc}): cannot tell its format") from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON errors and over-long integers
+        raise FormatError(f"{path} is neither a zip nor JSON ({json_error_text(exc)}): cannot tell its format") from None
+    except RecursionError:
+        raise FormatError(f"{path} nests its data too deeply to be an annotation file") from None
     if isinstance(data, dict) and "annotations" in data and "images" in data:
         return "coco"
     if isinstance(data, dict) and "tracks" in data:
@@ -38,12 +41,34 @@ def detect_format(path: str | os.PathLike) -> str:
     raise FormatError(f"{path} is JSON but neither COCO (images/annotations) nor DIVE (tracks)")
 
 
-def load_annotations(path: str | os.PathLike, fmt: str | None = None) -> AnnotationSet:
+def load_annotations(
+    path: str | os.PathLike,
+    fmt: str | None = None,
+    frame_size: tuple[int, int] | None = None,
+    limits: ImportLimits = DEFAULT_LIMITS,
+) -> AnnotationSet:
+    """Read an annotation file (format detected unless given). frame_size: the target video's (height, width)
+    when known, so every size the file declares is checked against it before anything is decoded. Untrusted
+    input never ends in a raw OverflowError/RecursionError: any read problem is a FormatError a person can act on;
+    `warnings` on the result list what the file held that the app cannot keep."""
     fmt = fmt or detect_format(path)
+    try:
+        annotations = _load(path, fmt, frame_size, limits)
+    except RecursionError:
+        raise FormatError(f"{path} nests its data too deeply to be an annotation file") from None
+    except OverflowError:
+        raise FormatError(f"{path} holds a number too large for any frame, box or id") from None
+    except MemoryError:
+        raise FormatError(f"{path} needs more memory than this server has for one import: split it") from None
+    check_import(annotations, limits, frame_size)
+    return annotations
+
+
+def _load(path, fmt: str, frame_size, limits: ImportLimits) -> AnnotationSet:
     if fmt == "coco":
         from .coco import load_coco
 
-        return load_coco(path)
+        return load_coco(path, frame_size, limits)
     if fmt == "dive":
         from .dive import load_dive_json
 
@@ -51,7 +76,7 @@ def load_annotations(path: str | os.PathLike, fmt: str | None = None) -> Annotat
     if fmt == "maskzip":
         from .maskzip import load_mask_zip
 
-        return load_mask_zip(path)
+        return load_mask_zip(path, frame_size=frame_size, limits=limits)
     if fmt == "viame":
         from .viame import load_viame_csv
 

@@ -19,16 +19,14 @@ import numpy as np
 from PIL import Image
 
 from ..annotations import Feature
-from ..masks import mask_to_rle, rle_to_box, rle_to_mask
+from ..masks import check_rle, mask_to_rle, rle_to_box, rle_to_mask
 from .dive import annotations_to_dive, dive_to_annotations
+from .limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
 from .model import AnnotationSet, Dropped, FormatError, TrackData, check_dict, parse_int_key
 
 PREFIX = "masks/"
 RLE_NAME = "masks/RLE_MASKS.json"
 TRACK_JSON_NAME = "masks/TrackJSON.json"
-MAX_EXPANDED_BYTES = 2 * 1024**3
-MAX_ENTRIES = 500_000
-MAX_MASK_PIXELS = 100_000_000  # a 10k x 10k frame; PNG headers claiming more are refused before decoding
 
 
 def annotations_to_mask_files(
@@ -62,12 +60,13 @@ def mask_to_png(mask: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def png_to_mask(data: bytes, where: str) -> np.ndarray:
+def png_to_mask(data: bytes, where: str, frame_size: tuple[int, int] | None = None,
+                limits: ImportLimits = DEFAULT_LIMITS) -> np.ndarray:
+    """Decode a mask PNG after checking the size its header declares against the video and the pixel cap."""
     try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
-        if width * height > MAX_MASK_PIXELS:
-            raise FormatError(f"{where}: a {width}x{height} mask is larger than any video this app accepts")
+        check_frame_size((height, width), frame_size, limits, where)
         image.load()
     except FormatError:
         raise
@@ -80,9 +79,13 @@ def png_to_mask(data: bytes, where: str) -> np.ndarray:
     raise FormatError(f"{where}: mask PNGs must be RGBA (alpha marks the mask), RGB or greyscale, got {image.mode}")
 
 
-def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
-    """Validate and convert the archive's files; FormatError names the file, track and frame at fault."""
-    rle_masks = _read_rle_json(files[RLE_NAME]) if RLE_NAME in files else {}
+def mask_files_to_annotations(files: dict[str, bytes], frame_size: tuple[int, int] | None = None,
+                              limits: ImportLimits = DEFAULT_LIMITS) -> AnnotationSet:
+    """Validate and convert the archive's files; FormatError names the file, track and frame at fault.
+
+    frame_size: the video's (height, width) when known: every RLE size and PNG header is checked against it (and
+    against limits.max_frame_pixels) before it is decoded."""
+    rle_masks = _read_rle_json(files[RLE_NAME], frame_size, limits) if RLE_NAME in files else {}
     pngs: dict[tuple[int, int], str] = {}
     for name in files:
         if name in (RLE_NAME, TRACK_JSON_NAME):
@@ -96,7 +99,8 @@ def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
     masks: dict[tuple[int, int], dict] = dict(rle_masks)
     for key, name in pngs.items():
         if key not in masks:
-            masks[key] = mask_to_rle(png_to_mask(files[name], name))
+            masks[key] = mask_to_rle(png_to_mask(files[name], name, frame_size, limits))
+            frame_size = frame_size or tuple(masks[key]["size"])  # later masks must match the first
     _check_same_size(masks)
 
     dropped, warnings = Dropped(), ()
@@ -131,7 +135,8 @@ def mask_files_to_annotations(files: dict[str, bytes]) -> AnnotationSet:
     )
 
 
-def _read_rle_json(data: bytes) -> dict[tuple[int, int], dict]:
+def _read_rle_json(data: bytes, frame_size: tuple[int, int] | None, limits: ImportLimits
+                   ) -> dict[tuple[int, int], dict]:
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -147,9 +152,11 @@ def _read_rle_json(data: bytes) -> dict[tuple[int, int], dict]:
             if not isinstance(entry, dict) or not isinstance(entry.get("rle"), dict):
                 raise FormatError(f"{where}: expected {{\"rle\": {{\"size\": [h, w], \"counts\": ...}}}}")
             try:
-                mask = rle_to_mask(entry["rle"])
+                check_rle(entry["rle"], frame_size, limits.max_frame_pixels)
+                mask = rle_to_mask(entry["rle"], frame_size, limits.max_frame_pixels)
             except ValueError as exc:
                 raise FormatError(f"{where}: {exc}") from exc
+            frame_size = frame_size or mask.shape  # later masks must match the first
             # Re-encode: stores one canonical string whatever the file held (list counts, odd but decodable strings).
             out[(track_id, frame_idx)] = mask_to_rle(mask)
     return out
@@ -185,9 +192,11 @@ def _attach_masks(track: TrackData, masks: dict[tuple[int, int], dict], dropped:
 
 
 def read_zip_safely(
-    path: str | os.PathLike, max_expanded_bytes: int = MAX_EXPANDED_BYTES, max_entries: int = MAX_ENTRIES
+    path: str | os.PathLike, max_expanded_bytes: int = DEFAULT_LIMITS.max_zip_expansion_bytes,
+    max_entries: int = DEFAULT_LIMITS.max_zip_members, max_ratio: int = DEFAULT_LIMITS.max_zip_ratio,
 ) -> dict[str, bytes]:
-    """Every regular file in the archive, after refusing unsafe names, links and archives that expand too far."""
+    """Every regular file in the archive, after refusing unsafe names, links and archives that expand too far
+    (declared size or ratio checked before extracting; the bytes actually read are capped too)."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -204,8 +213,16 @@ def read_zip_safely(
             declared += info.file_size
         if declared > max_expanded_bytes:
             raise FormatError(
-                f"{path} expands to {declared} bytes, more than the {max_expanded_bytes} allowed: is it a zip bomb?"
+                f"{path} expands to {declared} bytes, more than the {max_expanded_bytes} allowed "
+                "(SAM2T_MAX_ZIP_EXPANSION_BYTES): is it a zip bomb?"
             )
+        archive_bytes = max(Path(path).stat().st_size, 1)
+        if declared > max_ratio * archive_bytes:
+            raise FormatError(
+                f"{path} expands {declared / archive_bytes:.0f} times its size, more than the {max_ratio}x allowed "
+                "(SAM2T_MAX_ZIP_RATIO): is it a zip bomb?"
+            )
+        budget = min(max_expanded_bytes, max_ratio * archive_bytes)
         files, total = {}, 0
         for info in infos:
             if info.is_dir():
@@ -213,12 +230,12 @@ def read_zip_safely(
             try:
                 with archive.open(info) as handle:
                     # Read no more than the budget left, whatever the header claims.
-                    data = handle.read(max_expanded_bytes - total + 1)
+                    data = handle.read(budget - total + 1)
             except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
                 raise FormatError(f"{info.filename}: cannot be read from the archive: {exc}") from exc
             total += len(data)
-            if total > max_expanded_bytes:
-                raise FormatError(f"{path} expands past {max_expanded_bytes} bytes: is it a zip bomb?")
+            if total > budget:
+                raise FormatError(f"{path} expands past {budget} bytes, more than its headers say: is it a zip bomb?")
             files[info.filename] = data
     return files
 
@@ -235,12 +252,14 @@ def _check_name(name: str) -> None:
         raise FormatError(f"{name!r}: a path that leaves the archive folder is not allowed")
 
 
-def load_mask_zip(path: str | os.PathLike, max_expanded_bytes: int = MAX_EXPANDED_BYTES) -> AnnotationSet:
-    files = read_zip_safely(path, max_expanded_bytes)
+def load_mask_zip(path: str | os.PathLike, max_expanded_bytes: int | None = None,
+                  frame_size: tuple[int, int] | None = None, limits: ImportLimits = DEFAULT_LIMITS) -> AnnotationSet:
+    files = read_zip_safely(path, max_expanded_bytes or limits.max_zip_expansion_bytes, limits.max_zip_members,
+                            limits.max_zip_ratio)
     files = {name: data for name, data in files.items() if name.startswith(PREFIX)}
     if not files:
         raise FormatError(f"{path} has no masks/ folder: is it a DIVE mask zip?")
-    return mask_files_to_annotations(files)
+    return mask_files_to_annotations(files, frame_size, limits)
 
 
 def write_mask_zip(annotations: AnnotationSet, path: str | os.PathLike, png: bool = True, rle: bool = True,

@@ -22,16 +22,29 @@ def read_json(path: str | os.PathLike):
 
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path} is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON errors and over-long integers
+        raise FormatError(f"{path} is not valid JSON: {json_error_text(exc)}") from None
+    except RecursionError:
+        raise FormatError(f"{path} nests its data too deeply to be an annotation file") from None
+
+
+def json_error_text(exc: Exception) -> str:
+    """A JSON parse error in words a person can act on (Python's text for over-long integers names sys calls)."""
+    if "int_max_str_digits" in str(exc) or "integer string conversion" in str(exc):
+        return "it holds a number with more digits than any frame, box or id"
+    return str(exc)[:200]
 
 
 def check_number(value, where: str, *, integer: bool = False, minimum: float | None = None) -> float | int:
     """Validate a JSON number, naming where it came from; bool is refused (JSON true is not a coordinate)."""
     ok_types = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, ok_types) or not math.isfinite(value):
+    try:
+        finite = isinstance(value, ok_types) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        finite = False
+    if isinstance(value, bool) or not finite:
         kind = "an integer" if integer else "a finite number"
-        raise FormatError(f"{where} must be {kind}, got {value!r}")
+        raise FormatError(f"{where} must be {kind}, got {str(value)[:40]}")
     if minimum is not None and value < minimum:
         raise FormatError(f"{where} must be at least {minimum:g}, got {value!r}")
     return value
