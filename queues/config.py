@@ -14,10 +14,14 @@ import threading
 from huey import Huey, RedisHuey, SqliteHuey
 
 from sam2_tracking.settings import Settings
+from sam2_tracking.store.core import BUSY_TIMEOUT_S
 
 # Liveness. A consumer beats every HEARTBEAT_INTERVAL_S; a worker counts as dead after STALE_AFTER_S without a beat.
+# A heartbeat is a store write, and a store write may wait up to the store's busy timeout behind another process's
+# transaction (an import, a batch commit): a window shorter than that declares a live but waiting worker dead and
+# hands its job to another. So the window is derived from the busy timeout, with two beats of margin on top.
 HEARTBEAT_INTERVAL_S = 2.0
-STALE_AFTER_S = 10.0
+STALE_AFTER_S = BUSY_TIMEOUT_S + 2 * HEARTBEAT_INTERVAL_S
 
 _instances: dict[tuple[str, str], Huey] = {}
 _stores: dict[str, object] = {}

@@ -148,10 +148,10 @@ def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> s
 def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int]:
     """Put running jobs of `queue` whose worker is dead back on the queue; return their ids. The consumers'
     heartbeat calls this for each queue it serves."""
-    live_ids = {w.worker_id for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
+    live = {w.worker_id: w for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
     requeued = []
     for job in store.list_jobs(statuses=["running"], limit=None):
-        if job.queue != queue or not worker_is_dead(job.worker, live_ids):
+        if job.queue != queue or not worker_is_dead(job.worker, live):
             continue
         # The store flips running -> queued only if the job still names that worker, so two consumers that both
         # notice the dead worker re-queue the job once.

@@ -10,11 +10,13 @@ import time
 
 import numpy as np
 
-from queues.config import get_store  # also imported from here by app.py and tests written before config.py
+# get_store is also imported from here by app.py and tests written before config.py held it.
+from queues.config import STALE_AFTER_S, get_store
 from queues.plan import Leg, is_notification_frame, job_frames, plan_legs
 from queues.seeds import seeds_from_json
 from queues.worker import WorkerIdentity, model_device
 from sam2_tracking.settings import Settings
+from sam2_tracking.store.jobs import LeaseLost
 from sam2_tracking.types import Direction, FrameMask, JobSpec, ObjectSeeds, Seed, TrackingProgress
 
 log = logging.getLogger(__name__)
@@ -24,34 +26,44 @@ PREVIEW_MAX_WIDTH = 640
 
 
 def run_tracking_job(settings: Settings, job_id: int, worker: WorkerIdentity) -> str:
-    """Run job `job_id` to its end; return its final status. Failures are recorded on the job, then re-raised."""
+    """Run job `job_id` to its end; return its final status. Failures are recorded on the job, then re-raised.
+
+    A worker that loses the job to another (its heartbeat went stale and a live consumer re-queued the job) stops
+    quietly at its next frame or commit and leaves the job alone: the job is the new holder's now.
+    """
     from sam2_tracking.tracker import TrackingCancelled
 
     store = get_store(settings)
     job = store.get_job(job_id)
-    if job.status in ("done", "failed", "cancelled"):
+    if job.finished:
         return job.status
-    if job.cancel_requested:
-        store.update_job(job_id, status="cancelled", finished_at=time.time())
+    if job.cancel_requested and store.cancel_if_queued(job_id):
         return "cancelled"
-    if not store.claim_job(job_id, worker.worker_id):
+    if not store.claim_job(job_id, worker.worker_id, stale_after_s=STALE_AFTER_S):
         log.info("job %s is held by another worker; skipping", job_id)
         return store.get_job(job_id).status
     worker.current_job_id = job_id
     try:
         _JobRun(settings, store, store.get_job(job_id), worker).run()
+    except LeaseLost as exc:
+        log.warning("job %s: this worker lost it to another (%s); stopping without touching it", job_id, exc)
+        return store.get_job(job_id).status
     except TrackingCancelled:
-        store.update_job(job_id, status="cancelled", finished_at=time.time())
+        store.finish_job(job_id, worker.worker_id, "cancelled")
         return "cancelled"
     except Exception as exc:
         # The person reads this message in the UI: keep the exception's own words, which our modules write for them.
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        store.update_job(job_id, status="failed", error=message, finished_at=time.time())
+        if not store.finish_job(job_id, worker.worker_id, "failed", error=message):
+            log.warning("job %s: stopped after losing it to another worker (%s)", job_id, message)
+            return store.get_job(job_id).status
         log.exception("job %s failed", job_id)
         raise
     finally:
         worker.current_job_id = None
-    store.update_job(job_id, status="done", finished_at=time.time(), eta_s=0.0)
+    if not store.finish_job(job_id, worker.worker_id, "done", eta_s=0.0):
+        log.warning("job %s: finished its frames after losing it to another worker; leaving it", job_id)
+        return store.get_job(job_id).status
     return "done"
 
 
@@ -125,7 +137,7 @@ class _JobRun:
             fresh = [result for result in batch if result.frame_idx not in committed]
             if not fresh:
                 continue
-            self.store.write_job_batch(self.job.job_id, fresh)
+            self.store.write_job_batch(self.job.job_id, fresh, worker=self.worker.worker_id)
             new_frames = list(dict.fromkeys(r.frame_idx for r in fresh))  # unique, in processing order
             committed.update(new_frames)
             self._after_commit(fresh, new_frames)
@@ -169,7 +181,10 @@ class _JobRun:
                                   heartbeat_at=time.time())
 
     def _should_cancel(self) -> bool:
-        return self.store.is_cancel_requested(self.job.job_id)
+        lease = self.store.job_lease(self.job.job_id, self.worker.worker_id)
+        if lease == "lost":
+            raise LeaseLost(f"job {self.job.job_id} is no longer held by {self.worker.worker_id}")
+        return lease == "cancel"
 
     def _preview(self, results: list[FrameMask], frame_idx: int) -> bytes:
         from PIL import Image

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -38,7 +39,10 @@ _served_settings: list[Settings] = []
 def register_identity(settings: Settings, queue: str, device: str) -> WorkerIdentity:
     """Record that this process serves `queue` with `settings`; the tasks find both here when they run."""
     host = socket.gethostname()
-    identity = WorkerIdentity(f"{host}:{os.getpid()}:{queue}", queue, host, os.getpid(), device)
+    # The nonce makes the id unique per process start: a consumer restarted as PID 1 in a container (or under a
+    # recycled pid) must not inherit its dead predecessor's id, or that predecessor's job would look alive forever.
+    worker_id = f"{host}:{os.getpid()}:{queue}:{secrets.token_hex(4)}"
+    identity = WorkerIdentity(worker_id, queue, host, os.getpid(), device)
     _identities[queue] = identity
     _served_settings[:] = [settings]
     return identity
@@ -92,14 +96,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def worker_is_dead(worker_id: str | None, live_worker_ids: set[str]) -> bool:
-    """A job's worker is dead when it no longer beats, or when it ran on this host under a pid that has exited."""
-    if not worker_id:
+def worker_is_dead(worker_id: str | None, live_workers: dict[str, object]) -> bool:
+    """A job's worker is dead when it no longer beats (not in live_workers: worker id -> store Worker row), or when
+    it beat recently from this host under a pid that has since exited (killed: no need to wait for staleness)."""
+    worker = live_workers.get(worker_id) if worker_id else None
+    if worker is None:
         return True
-    if worker_id in live_worker_ids:
-        host, pid, _queue = worker_id.rsplit(":", 2)
-        return host == socket.gethostname() and not _pid_alive(int(pid))
-    return True
+    return worker.host == socket.gethostname() and not _pid_alive(worker.pid)
 
 
 class Heartbeat(threading.Thread):

@@ -184,7 +184,7 @@ def test_two_queues_run_jobs_at_the_same_time(harness):
     job_a = _wait_status(harness, a.job_id, ("done", "failed"))
     job_b = _wait_status(harness, b.job_id, ("done", "failed"))
     assert job_a.status == job_b.status == "done"
-    assert job_a.worker.endswith(":cpu") and job_b.worker.endswith(":gpu")
+    assert job_a.worker.split(":")[2] == "cpu" and job_b.worker.split(":")[2] == "gpu"
 
 
 def test_job_on_a_queue_without_consumer_waits_with_a_warning(harness):

@@ -8,6 +8,7 @@ from dataclasses import replace
 from ..annotations import AnnotationSet, TrackData
 from ..types import Box, Click
 from .core import _dataset_row
+from .jobs import refuse_replace_during_jobs
 from .records import EditError, RevisionConflict
 from .rows import (
     FEATURE_COLUMNS,
@@ -62,6 +63,7 @@ class ExchangeMixin:
                 raise RevisionConflict(dataset_id, base_revision, dataset.revision)
             _check_against_dataset(annotations, dataset)
             if replace_existing:
+                refuse_replace_during_jobs(conn, dataset_id)
                 conn.execute("DELETE FROM tracks WHERE dataset_id = ?", (dataset_id,))
             mapping: dict[int, int] = {}
             for track in annotations.tracks:

@@ -53,6 +53,10 @@ _UPDATABLE = {
 }
 
 
+class LeaseLost(EditError):  # noqa: N818 - it is an event, not a mistake
+    """The worker no longer holds the job (another worker took it over, or it ended): stop without touching it."""
+
+
 def _job_from_row(row: tuple) -> Job:
     (job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,
      last_committed, forward_idx, backward_idx, n_frame, n_done, n_percent, n_jpeg, n_path, n_at, n_total, n_count, error,
@@ -218,13 +222,42 @@ class JobsMixin:
             )
             return cur.rowcount == 1
 
+    def job_lease(self, job_id: int, worker: str) -> str:
+        """What a runner checks before each frame: 'cancel' (stop, a cancel was requested), 'lost' (another worker
+        holds the job, or it ended) or 'ok'."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT status, worker, cancel_requested FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+        if row is None or row[0] != "running" or row[1] != worker:
+            return "lost"
+        return "cancel" if row[2] else "ok"
+
+    def finish_job(self, job_id: int, worker: str, status: str, **fields) -> bool:
+        """Atomically end a running job held by `worker` (done, failed or cancelled, plus update_job's fields);
+        False, changing nothing, when the worker has lost the job to another one meanwhile."""
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"finish_job: status must be one of {FINISHED_STATUSES}, got {status!r}")
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"finish_job: unknown or read-only field(s) {sorted(unknown)}")
+        fields = {"status": status, "finished_at": time.time(), **fields}
+        assignments = ", ".join(f"{column} = ?" for column in fields)
+        with self._write() as conn:
+            _load_job(conn, job_id)
+            cur = conn.execute(
+                f"UPDATE jobs SET {assignments} WHERE job_id = ? AND status = 'running' AND worker = ?",
+                (*fields.values(), job_id, worker),
+            )
+            return cur.rowcount == 1
+
     def job_frames_written(self, job_id: int) -> set[int]:
         with self._read() as conn:
             _load_job(conn, job_id)
             rows = conn.execute("SELECT frame_idx FROM job_frames WHERE job_id = ?", (job_id,)).fetchall()
         return {row[0] for row in rows}
 
-    def write_job_batch(self, job_id: int, results: Sequence[FrameMask]) -> None:
+    def write_job_batch(self, job_id: int, results: Sequence[FrameMask], worker: str | None = None) -> None:
         """Commit one batch of results (all tracks of some frames, in tracking order) in one transaction, together
         with the job's progress. Frames this job already committed are skipped, so a resumed job writes nothing
         twice. Costs time proportional to the batch, whatever the track's length."""
@@ -239,6 +272,8 @@ class JobsMixin:
             encoded.append((result, rle, box if result.present else None))
         with self._write() as conn:
             job = _load_job(conn, job_id)
+            if worker is not None and (job.status != "running" or job.worker != worker):
+                raise LeaseLost(f"job {job_id} is now {job.status} under {job.worker}, not {worker}")
             if job.status != "running" or job.undone_at is not None:
                 raise EditError(
                     f"job {job_id} is {'undone' if job.undone_at else job.status}, not running: claim it before "
@@ -247,6 +282,7 @@ class JobsMixin:
             frames = sorted({r.frame_idx for r, _, _ in encoded})
             done = _frames_done_among(conn, job_id, frames)
             track_ids = set(job.spec.track_ids)
+            _check_tracks_still_there(conn, job_id, track_ids)
             for result, rle, box in encoded:
                 if result.frame_idx in done:
                     continue
@@ -301,6 +337,33 @@ class JobsMixin:
             # People's views of the dataset are now stale: make their next save reload first.
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
             return restored
+
+
+def refuse_replace_during_jobs(conn: sqlite3.Connection, dataset_id: int) -> None:
+    """An import that replaces a dataset's tracks is refused while a job on that dataset is queued or running: the
+    job's tracks would vanish under it (it would fail, or write onto ids the import reuses). Called inside the
+    import's own write transaction, so no job can start between the check and the delete."""
+    rows = conn.execute(
+        "SELECT job_id, owner FROM jobs WHERE dataset_id = ? AND status IN ('queued', 'running') ORDER BY job_id",
+        (dataset_id,),
+    ).fetchall()
+    if rows:
+        jobs = ", ".join(f"{job_id} ({owner or 'unknown owner'})" for job_id, owner in rows)
+        raise EditError(
+            f"tracking job(s) {jobs} are working on this video: wait for them to end or cancel them, then import "
+            "with 'replace' again (an import that adds tracks works now)"
+        )
+
+
+def _check_tracks_still_there(conn: sqlite3.Connection, job_id: int, track_ids: set[int]) -> None:
+    # A person may delete a track while a job tracks it: say so, rather than fail on the foreign key.
+    marks = ", ".join("?" * len(track_ids))
+    present = {row[0] for row in conn.execute(f"SELECT track_id FROM tracks WHERE track_id IN ({marks})",
+                                              tuple(track_ids))}
+    missing = sorted(track_ids - present)
+    if missing:
+        raise EditError(f"job {job_id}: track(s) {', '.join(map(str, missing))} were deleted while the job ran, so "
+                        "it stopped; what it tracked on its other tracks is kept")
 
 
 def _known(value: int | None) -> list[int]:
