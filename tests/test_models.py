@@ -517,3 +517,135 @@ def test_killed_download_is_reset_to_what_is_on_disk(file_server, test_model_dir
     assert reset_stale_downloads(settings, store) == []
     assert reset_stale_downloads(settings, store, stale_after_s=0) == ["test_model"]
     assert store.get_model("test_model").status == "ready"
+
+
+# ---------------------------------------------------------------------- the catalogue side: store status, cancel, upload
+
+
+@pytest.fixture()
+def catalogue_env(tmp_path: Path):
+    from queues.config import get_store
+    from sam2_tracking.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models")
+    return settings, get_store(settings)
+
+
+def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env, file_server, test_model_dir) -> None:
+    import threading
+
+    from queues.catalogue import request_download_cancel, run_model_download
+
+    settings, store = catalogue_env
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    store.upsert_model("test_model", file_server.url + "/config.yaml", file_server.url + "/checkpoint.pt",
+                       is_default=False, status="queued")
+    assert run_model_download(settings, store, "test_model") == "ready"
+    ready = store.get_model("test_model")
+    assert ready.status == "ready" and ready.size == (test_model_dir / "checkpoint.pt").stat().st_size
+
+    file_server.stall_responses("/checkpoint.pt", 3_000_000)
+    outcome: list[str] = []
+    thread = threading.Thread(target=lambda: outcome.append(run_model_download(settings, store, "test_model", True)))
+    thread.start()
+    from tests.support.queue_harness import wait_for
+
+    part = models.partial_checkpoint(settings.model_dir, "test_model")
+    wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 30, "the re-download to stall")
+    assert store.get_model("test_model").status == "downloading"
+    request_download_cancel(store, "test_model")
+    file_server.handler_class.stall_after_bytes.clear()  # new bytes flow: the next chunk sees the flag
+    file_server.handler_class.closing.set()
+    thread.join(60)
+    assert outcome == ["cancelled"]
+    record = store.get_model("test_model")
+    assert record.status == "ready" and "cancelled by an admin" in record.error and record.sha256 == ready.sha256
+    assert load_predictor(settings.model_dir / "test_model", "cpu") is not None
+
+
+def test_failed_download_is_recorded_and_uploaded_models_cannot_be_downloaded(catalogue_env) -> None:
+    from queues.catalogue import UPLOADED, run_model_download
+
+    settings, store = catalogue_env
+    store.upsert_model("gone", "configs/sam2.1/sam2.1_hiera_t.yaml", "http://127.0.0.1:9/x.pt", is_default=False,
+                       status="queued")
+    with pytest.raises(ModelError, match="127.0.0.1:9"):
+        run_model_download(settings, store, "gone")
+    assert store.get_model("gone").status == "failed" and "127.0.0.1:9" in store.get_model("gone").error
+    store.upsert_model("up", UPLOADED, UPLOADED, is_default=False, status="ready")
+    with pytest.raises(ModelError, match="upload them again"):
+        run_model_download(settings, store, "up", True)
+
+
+def test_install_uploaded_model(catalogue_env, test_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Offline servers: a config + checkpoint upload goes through the same checks as a download."""
+    from queues.catalogue import install_uploaded_model
+    from tests.support.db_snapshot import snapshot as db_snapshot
+
+    settings, store = catalogue_env
+    monkeypatch.setenv("SAM2T_TEST_SECRET", SECRET)
+    message = install_uploaded_model(settings, store, "offline", test_model_dir / "checkpoint.pt",
+                                     test_model_dir / "config.yaml")
+    assert message.startswith("offline installed")
+    record = store.get_model("offline")
+    assert record.status == "ready" and record.sha256 == sha256_of(test_model_dir / "checkpoint.pt")
+    assert load_predictor(settings.model_dir / "offline", "cpu").image_size == 256
+    assert model_status(settings.model_dir, "offline")["sources"] == {"config": "upload", "checkpoint": "upload"}
+
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("model:\n  _target_: sam2.modeling.sam2_base.SAM2Base\n  x: ${oc.env:SAM2T_TEST_SECRET}\n")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(os.urandom(100_000))
+    before = db_snapshot(settings.store_path)
+    cases = [
+        (dict(checkpoint_file=test_model_dir / "checkpoint.pt", config_file=bad_config), "interpolation"),
+        (dict(checkpoint_file=garbage, config_file=test_model_dir / "config.yaml"), "not a readable PyTorch file"),
+        (dict(checkpoint_file=test_model_dir / "checkpoint.pt"), "upload its config"),
+        # A default model's name: its built-in config is used, and the file must be that model's.
+        (dict(checkpoint_file=test_model_dir / "checkpoint.pt", name="sam2.1_hiera_tiny"), "but sam2.1_hiera_tiny is"),
+        (dict(checkpoint_file=test_model_dir / "checkpoint.pt", config_file=test_model_dir / "config.yaml",
+              name="../etc"), "may only use"),
+    ]
+    for kwargs, expected in cases:
+        name = kwargs.pop("name", "offline")
+        with pytest.raises(ModelError, match=expected) as caught:
+            install_uploaded_model(settings, store, name, **kwargs)
+        assert SECRET not in str(caught.value)
+    assert db_snapshot(settings.store_path) == before
+    assert load_predictor(settings.model_dir / "offline", "cpu") is not None  # the installed model still works
+    small = models.DownloadLimits(max_checkpoint_bytes=1000)
+    with pytest.raises(ModelError, match="over the 1000-byte cap"):
+        models.install_model_files(settings.model_dir, "offline", (test_model_dir / "config.yaml").read_text(),
+                                   test_model_dir / "checkpoint.pt", sources={}, limits=small)
+
+
+@pytest.mark.slow
+def test_consumer_killed_mid_download_then_restarted_shows_not_downloading(file_server, test_model_dir, tmp_path):
+    from queues.dispatch import enqueue_model_download
+    from tests.support.queue_harness import QueueHarness, wait_for
+
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    harness = QueueHarness(tmp_path, tmp_path / "models", queues=("cpu",))
+    try:
+        store = harness.store
+        download_model(served_entry(file_server), harness.settings.model_dir)  # the working model
+        store.upsert_model("test_model", file_server.url + "/config.yaml", file_server.url + "/checkpoint.pt",
+                           is_default=False, status="ready")
+        file_server.stall_responses("/checkpoint.pt", 3_000_000)
+        enqueue_model_download(harness.settings, store, "test_model", "cpu", force=True)
+        consumer = harness.start_consumer("cpu")
+        part = models.partial_checkpoint(harness.settings.model_dir, "test_model")
+        wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 60, "the re-download to stall")
+        harness.kill(consumer)
+        assert store.get_model("test_model").status == "downloading"
+        harness.start_consumer("cpu")
+        record = store.get_model("test_model")  # reset before the consumer's first heartbeat
+        assert record.status == "ready" and "download again" in record.error, record
+        assert load_predictor(harness.settings.model_dir / "test_model", "cpu") is not None
+    finally:
+        harness.close()
+        from queues.config import forget_instances
+
+        forget_instances()
