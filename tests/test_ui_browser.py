@@ -1,7 +1,8 @@
 """The whole product in a real browser: Debian's Chromium driven by Playwright against `python app.py`.
 
-An admin turns SAM2 and tracking on; an annotator opens the sample clip, sees its seeded track, presses the track
-button, and watches the job finish through the embedded CPU consumer with the random-weight test model.
+Kept to a few flows because each costs CI time: an annotator drawing in the browser viewer and tracking two objects
+in one job that follows them across a page reload; the admin stopping jobs by turning SAM2 off; and an annotator
+never seeing the Admin tab. SAM2T_SCREENSHOT_DIR=docs makes the tests write the README's screenshots.
 """
 
 from __future__ import annotations
@@ -14,25 +15,31 @@ import pytest
 from queues.runner import get_store
 from sam2_tracking.settings import Settings
 from tests.support.app_server import AppServer
-from tests.support.queue_harness import TEST_MODEL_NAME
+from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
+VIEWPORT = {"width": 1400, "height": 1100}
 
 
-@pytest.fixture(scope="module")
-def browser():
+def launch_chromium(playwright):
+    """Debian's Chromium (never a browser downloaded by `playwright install`)."""
     executable = shutil.which("chromium")
     if executable is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed; tests/run_all.sh installs it")
         pytest.skip("chromium is not installed (bash tests/run_all.sh installs it)")
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 
@@ -47,69 +54,167 @@ def app(tmp_path_factory, model_server):
     download_model(entry, model_dir)
     store = get_store(Settings(data_dir=data_dir, model_dir=model_dir))
     store.upsert_model(TEST_MODEL_NAME, entry.config, entry.checkpoint_url, is_default=False, status="ready")
+    store.set_setting("sam2_enabled", True)
+    store.set_setting("tracking_enabled", True)
     server = AppServer(data_dir, model_dir)
-    yield server, store
+    yield server, store, Settings(data_dir=data_dir, model_dir=model_dir)
     server.stop()
 
 
-def test_admin_enables_tracking_and_annotator_tracks_the_sample(browser, app, tmp_path):
-    server, store = app
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+def screenshot(page, name: str) -> None:
+    folder = os.environ.get("SAM2T_SCREENSHOT_DIR")
+    if folder:
+        page.screenshot(path=os.path.join(folder, name), full_page=True)
+
+
+def painted(page, frame_idx: int) -> None:
+    page.locator(f'#frame-viewer .sv-root[data-painted-frame="{frame_idx}"]').wait_for(timeout=30_000)
+
+
+def drag_box(page, fx1: float, fy1: float, fx2: float, fy2: float) -> None:
+    """Drag on the viewer's canvas between two points given as fractions of its size (the rubber band path)."""
+    box = page.locator("#frame-viewer canvas.sv-frame").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * fx1, box["y"] + box["height"] * fy1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * (fx1 + fx2) / 2, box["y"] + box["height"] * (fy1 + fy2) / 2, steps=4)
+    page.mouse.move(box["x"] + box["width"] * fx2, box["y"] + box["height"] * fy2, steps=4)
+    page.mouse.up()
+
+
+def activate_track(page, track_id: int) -> None:
+    page.locator(f'#frame-viewer .sv-track[data-track-id="{track_id}"] .sv-name').click()
+    page.locator(f'#frame-viewer .sv-track.sv-active[data-track-id="{track_id}"]').wait_for()
+
+
+def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undone(browser, app):
+    server, store, _settings = app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    track_ids = [t.track_id for t in store.list_tracks(dataset.dataset_id)][:2]
+    page = browser.new_page(viewport=VIEWPORT)
     page.goto(server.url)
-    page.get_by_role("tab", name="Annotate").wait_for()
-    page.get_by_role("tab", name="Admin").wait_for()
-    page.locator("#frame-image img").wait_for(timeout=30_000)
-    assert "track #1" in page.locator("#annotate-status").inner_text()
-    assert not page.locator("#track-button").is_visible()  # tracking is off until the admin turns it on
+    painted(page, 0)
+    screenshot(page, "annotate.png")
 
-    page.get_by_role("tab", name="Admin").click()
-    page.get_by_label("Enable SAM2 support").check()
-    page.get_by_text("SAM2 support is on.").wait_for()
-    page.get_by_label("Enable SAM2 mask tracking (shows the track button to every annotator)").check()
-    page.get_by_text("Every annotator now sees the track button.").wait_for()
-    assert store.get_setting("tracking_enabled") is True
+    # Step with the keyboard (right, shift+right = +10, left) and draw on the frame shown: frame 10.
+    page.keyboard.press("ArrowRight")
+    painted(page, 1)
+    page.keyboard.press("Shift+ArrowRight")
+    painted(page, 11)
+    page.keyboard.press("ArrowLeft")
+    painted(page, 10)
+    activate_track(page, track_ids[0])
+    drag_box(page, 0.70, 0.35, 0.86, 0.62)
+    activate_track(page, track_ids[1])
+    drag_box(page, 0.05, 0.12, 0.20, 0.38)
+    page.locator("#frame-viewer .sv-info").get_by_text("2 unsaved seed(s)").wait_for()
+    # Tracking refuses unsaved edits, and queues nothing.
+    page.keyboard.press("t")
+    page.get_by_text("Save your edits first").first.wait_for()
+    assert store.list_jobs() == []
+    page.keyboard.press("s")
+    page.locator("#annotate-status").get_by_text("Saved 2 edit(s)").wait_for()
+    for track_id in track_ids:
+        [feature] = store.get_features(track_id, 10, 11)
+        assert feature.keyframe and feature.box is not None
+    box = store.get_features(track_ids[0], 10, 11)[0].box
+    assert 420 <= box.x1 <= 470 and 200 <= box.y2 <= 240  # where the drag was, in video pixels (640x360)
 
-    page.get_by_role("tab", name="Annotate").click()
-    page.locator("#track-button").wait_for(state="visible", timeout=10_000)
-    model = page.locator("#track-model input")
-    model.click()
-    page.get_by_role("option", name=TEST_MODEL_NAME).click()
-    frames = page.get_by_label("Frames to track (0 = to the end)")
-    frames.fill("6")
+    # Both tracks ticked go into ONE job; watch its progress bar and a preview before it ends.
+    for track_id in track_ids:
+        page.locator(f'#frame-viewer .sv-track[data-track-id="{track_id}"] .sv-select').check()
+    frames = page.locator("#track-frames input")
+    frames.fill("60")
     frames.press("Tab")
+    # Commit every 10 frames: previews come with commits, so a preview shows long before the 60th frame.
+    page.locator("#track-advanced").get_by_text("Advanced").click()
+    page.locator("#batch-choice input").click()
+    page.get_by_role("option", name="10", exact=True).click()
     page.locator("#track-button").click()
-    page.locator("#job-progress").get_by_text("done, 6/6 frames").wait_for(timeout=180_000)
+    page.locator("#job-progress").get_by_text("Job 1").wait_for(timeout=10_000)
+    [job] = store.list_jobs()
+    assert sorted(job.spec.track_ids) == sorted(track_ids) and job.spec.start_frame_idx == 10
+    page.locator('#job-bar progress:not([value="0.0000"])').wait_for(timeout=120_000)
+    page.locator("#job-preview img").wait_for(timeout=60_000)
+    assert not store.get_job(job.job_id).finished
+    screenshot(page, "tracking.png")
 
-    job = store.list_jobs()[0]
-    assert job.status == "done" and job.frames_done == 6
-    assert [f.frame_idx for f in store.get_features(job.spec.track_ids[0])] == list(range(6))
-    page.screenshot(path=str(tmp_path / "annotate-after-tracking.png"), full_page=True)
-    if os.environ.get("SAM2T_SCREENSHOT_DIR"):
-        page.screenshot(path=os.path.join(os.environ["SAM2T_SCREENSHOT_DIR"], "annotate.png"), full_page=True)
+    # A reloaded page reattaches to the running job, and cancels it.
+    page.reload()
+    painted(page, 0)
+    page.locator("#job-progress").get_by_text(f"Job {job.job_id}: running").wait_for(timeout=30_000)
+    page.locator("#cancel-button").click()
+    wait_for(lambda: store.get_job(job.job_id).finished, 60, "the job to stop")
+    stopped = store.get_job(job.job_id)
+    assert stopped.status == "cancelled" and 0 < stopped.frames_done < stopped.frames_total
+    kept = store.job_frames_written(job.job_id)
+    assert kept and all(store.get_features(track_ids[0], f, f + 1) for f in kept)
+
+    page.locator("#undo-button").click()
+    page.locator("#annotate-status").get_by_text("undone").wait_for(timeout=30_000)
+    after = [f.frame_idx for f in store.get_features(track_ids[0]) if f.frame_idx > 10]
+    assert after == []  # the job's frames are gone; the keyframe on frame 10 stays
+    assert store.get_features(track_ids[0], 10, 11)[0].keyframe
     page.close()
 
 
-def test_track_button_refuses_unsaved_edits(browser, app):
-    server, store = app
+def test_admin_turning_sam2_off_stops_a_running_job_and_keeps_its_frames(browser, app):
+    from queues import dispatch
+    from sam2_tracking.types import JobSpec
+
+    server, store, settings = app
     store.set_setting("sam2_enabled", True)
     store.set_setting("tracking_enabled", True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    track_id = store.list_tracks(dataset.dataset_id)[0].track_id
+    spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(track_id,), start_frame_idx=0, model_name=TEST_MODEL_NAME,
+                   queue="cpu", num_frames=None, batch_size=10, notify_percent=5)
+    job_id = dispatch.enqueue_tracking_job(settings, store, spec, owner="admin").job_id
+    page = browser.new_page(viewport=VIEWPORT)
     page.goto(server.url)
-    image = page.locator("#frame-image img")
-    image.wait_for(timeout=30_000)
-    box = image.bounding_box()
-    # Two clicks draw a box: an unsaved edit.
-    page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
-    page.get_by_text("First corner set").wait_for()
-    page.wait_for_timeout(500)  # let the redrawn frame settle so the second click lands on it
-    page.mouse.click(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
-    page.locator("#annotate-status").get_by_text("unsaved edits").wait_for()
-    jobs_before = len(store.list_jobs())
-    page.locator("#track-button").click()
-    page.get_by_text("Save your edits first").first.wait_for()
-    assert len(store.list_jobs()) == jobs_before
-    page.locator("#save-button").click()
-    page.locator("#annotate-status").get_by_text("all edits saved").wait_for()
-    features = store.get_frame_features(store.list_datasets()[0].dataset_id, 0)
-    assert any(f.keyframe and f.box is not None and f.box.x1 > 100 for f in features)
+    page.get_by_role("tab", name="Admin").click()
+    wait_for(lambda: store.get_job(job_id).frames_done >= 10, 120, "the job to commit a batch")
+    page.locator("#sam2-toggle input").uncheck()
+    page.locator("#admin-message").get_by_text("SAM2 support is off").wait_for()
+    wait_for(lambda: store.get_job(job_id).finished, 60, "the job to stop")
+    job = store.get_job(job_id)
+    assert job.status == "cancelled" and job.frames_done >= 10 and "turned SAM2 off" in (job.error or "")
+    assert len(store.job_frames_written(job_id)) == job.frames_done
+    assert store.get_setting("tracking_enabled") is False
+    # The toggles show the store after a reload, not the page's last state.
+    page.reload()
+    page.get_by_role("tab", name="Admin").click()
+    assert not page.locator("#sam2-toggle input").is_checked()
+    screenshot(page, "admin.png")
     page.close()
+
+
+def test_annotator_never_sees_the_admin_tab_and_a_refused_toggle_reverts(browser, tmp_path):
+    data_dir = tmp_path / "data"
+    server = AppServer(data_dir, tmp_path / "models", SAM2T_ADMIN_PASSWORD="admin-secret",
+                       SAM2T_ANNOTATORS="ann:ann-secret", SAM2T_EMBED_CONSUMERS="none")
+    try:
+        def login(user: str, password: str):
+            context = browser.new_context(viewport=VIEWPORT)
+            page = context.new_page()
+            page.goto(server.url)
+            page.locator("input").first.fill(user)
+            page.locator("input[type=password]").fill(password)
+            page.locator("input[type=password]").press("Enter")
+            painted(page, 0)
+            return context, page
+
+        context, page = login("ann", "ann-secret")
+        page.get_by_role("tab", name="Annotate").wait_for()
+        page.wait_for_timeout(1500)  # the page load event has run (it would reveal the tab)
+        assert page.get_by_role("tab", name="Admin").count() == 0 or not page.get_by_role("tab", name="Admin").is_visible()
+        context.close()
+
+        context, page = login("admin", "admin-secret")
+        page.get_by_role("tab", name="Admin").click()
+        toggle = page.locator("#tracking-toggle input")
+        toggle.check()  # refused: SAM2 is off and no model is ready
+        page.get_by_text("Turn on SAM2 support first").first.wait_for()
+        page.wait_for_function("!document.querySelector('#tracking-toggle input').checked", timeout=10_000)
+        context.close()
+    finally:
+        server.stop()

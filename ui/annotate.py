@@ -273,7 +273,11 @@ class AnnotateHandlers:
         text = job_summary(job)
         if view.message and view.message not in text:
             text += f" {view.message}."
-        fraction = view.frames_done / view.frames_total if view.frames_total else 0.0
+        done = view.frames_done
+        if view.status == "running" and view.current_frame_idx is not None and job.spec.direction != Direction.BOTH:
+            # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits.
+            done = max(done, abs(view.current_frame_idx - job.spec.start_frame_idx) + 1)
+        fraction = min(1.0, done / view.frames_total) if view.frames_total else 0.0
         return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
                 "job": {"id": view.job_id, "dataset_id": view.dataset_id, "status": view.status,
                         "start": job.spec.start_frame_idx, "current": view.current_frame_idx,

@@ -73,8 +73,9 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     frames_number = gr.Number(value=0, precision=0, minimum=0,
                                               label="Frames to track (0 = to the end)", elem_id="track-frames")
                     direction_choice = gr.Dropdown(DIRECTIONS, value="forward", label="Direction")
-                with gr.Accordion("Advanced", open=False):
-                    batch_choice = gr.Dropdown(BATCH_CHOICES, value="100", label="Commit every N frames")
+                with gr.Accordion("Advanced", open=False, elem_id="track-advanced"):
+                    batch_choice = gr.Dropdown(BATCH_CHOICES, value="100", label="Commit every N frames",
+                                               elem_id="batch-choice")
                     notify_slider = gr.Slider(1, 50, value=5, step=1, label="Progress preview every N percent")
                 track_button = gr.Button("Track from this frame (T)", variant="primary", elem_id="track-button")
             with gr.Group():

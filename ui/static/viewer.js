@@ -322,8 +322,13 @@
     const ms = S.keyAt !== null ? performance.now() - S.keyAt : null;
     S.keyAt = null;
     paintTimeline();
+    let unsaved = 0;
+    for (const tracks of Object.values(S.pending)) {
+      for (const seed of Object.values(tracks)) if (seed.box || (seed.clicks && seed.clicks.length)) unsaved++;
+    }
     info.textContent = "Frame " + f + " / " + (S.dataset.frame_count - 1) + (S.playing ? " (playing)" : "") +
-      (S.active !== null ? " | drawing on track #" + S.active : " | create a track to draw");
+      (S.active !== null ? " | drawing on track #" + S.active : " | create a track to draw") +
+      (unsaved ? " | " + unsaved + " unsaved seed(s): press S to save" : "");
     emit("painted", { frame: f, ms });
   }
 
