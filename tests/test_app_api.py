@@ -64,7 +64,7 @@ def test_annotator_cannot_track_while_tracking_is_off(secured_app):
     store.set_setting("tracking_enabled", False)
     annotator = _client(server, "ann", "ann-secret")
     with pytest.raises(Exception, match="mask tracking is turned off"):
-        annotator.predict("sam2.1_hiera_tiny", "cpu", 10, "forward", "100", 5, api_name="/track")
+        annotator.predict(None, "sam2.1_hiera_tiny", "cpu", 10, "forward", "100", 5, api_name="/track")
     assert store.list_jobs() == []
 
 
@@ -84,8 +84,8 @@ def test_annotator_exports_the_sample_as_coco_and_imports_it_back(secured_app, t
     store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
                      [UpsertKeyframe(track_id, 4, mask=mask)])
     annotator = _client(server, "ann", "ann-secret")
-    annotator.predict(dataset.dataset_id, api_name="/open_dataset")
-    exported = annotator.predict("COCO (RLE, with track ids)", api_name="/export")
+    viewer, _status = annotator.predict(dataset.dataset_id, None, api_name="/open_dataset")
+    exported = annotator.predict(viewer, "COCO (RLE, with track ids)", api_name="/export")
     url = exported["url"] if isinstance(exported, dict) else exported
     response = httpx.get(url, auth=None, cookies=annotator.cookies) if url.startswith("http") else None
     content = response.content if response is not None else open(url, "rb").read()
@@ -104,5 +104,59 @@ def test_annotator_exports_the_sample_as_coco_and_imports_it_back(secured_app, t
 
     tracks_before = store.list_tracks(dataset.dataset_id)
     with pytest.raises(Exception, match="Nothing was imported"):
-        annotator.predict(handle_file(str(bad)), "Detect from the file", False, api_name="/import_annotations")
+        annotator.predict(viewer, handle_file(str(bad)), "Detect from the file", False,
+                          api_name="/import_annotations")
     assert store.list_tracks(dataset.dataset_id) == tracks_before
+
+
+def test_viewer_routes_need_a_login_and_refuse_unknown_frames(secured_app):
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    frame_url = f"{server.url}viewer/frame/{dataset.dataset_id}/3.jpg"
+    assert httpx.get(frame_url).status_code == 401
+    assert httpx.get(f"{server.url}viewer/masks/{dataset.dataset_id}?start=0&stop=10").status_code == 401
+    cookies = _client(server, "ann", "ann-secret").cookies
+    response = httpx.get(frame_url, cookies=cookies)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert response.content[:2] == b"\xff\xd8"
+    assert httpx.get(f"{server.url}viewer/frame/{dataset.dataset_id}/{dataset.frame_count}.jpg",
+                     cookies=cookies).status_code == 404
+    assert httpx.get(f"{server.url}viewer/frame/999/0.jpg", cookies=cookies).status_code == 404
+    masks = httpx.get(f"{server.url}viewer/masks/{dataset.dataset_id}?start=-5&stop=99999", cookies=cookies).json()
+    assert masks["start"] == 0 and masks["stop"] <= dataset.frame_count and masks["size"] == [dataset.height,
+                                                                                               dataset.width]
+    timeline = httpx.get(f"{server.url}viewer/timeline/{dataset.dataset_id}", cookies=cookies).json()
+    assert [t["track_id"] for t in timeline["tracks"]] == [t.track_id for t in store.list_tracks(dataset.dataset_id)]
+
+
+def test_an_annotator_cannot_follow_or_cancel_someone_elses_job(secured_app):
+    from sam2_tracking.types import JobSpec
+
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    track_id = store.list_tracks(dataset.dataset_id)[0].track_id
+    spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(track_id,), start_frame_idx=0,
+                   model_name="sam2.1_hiera_tiny", queue="cpu")
+    job = store.create_job(spec, frames_total=10, owner="admin")
+    annotator = _client(server, "ann", "ann-secret")
+    with pytest.raises(Exception, match="started by someone else"):
+        annotator.predict(job.job_id, api_name="/follow_job")
+    with pytest.raises(Exception, match="Only the admin can do this"):
+        annotator.predict(job.job_id, api_name="/admin_cancel_job")
+    assert store.get_job(job.job_id).status == "queued" and not store.get_job(job.job_id).cancel_requested
+
+
+def test_saving_a_forged_viewer_value_is_refused_and_changes_nothing(secured_app):
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    annotator = _client(server, "ann", "ann-secret")
+    viewer, _status = annotator.predict(dataset.dataset_id, None, api_name="/open_dataset")
+    revision = store.get_revision(dataset.dataset_id)
+    track_id = store.list_tracks(dataset.dataset_id)[0].track_id
+    for pending in ({"99999": {str(track_id): {"box": [1, 1, 50, 50], "clicks": []}}},
+                    {"2": {str(track_id): {"box": [1, 1, "x", 50], "clicks": []}}},
+                    {"2": {"424242": {"box": [1, 1, 50, 50], "clicks": []}}},
+                    {"2": {str(track_id): {"box": None, "clicks": [[1, 2, True]] * 1000}}}):
+        with pytest.raises(Exception, match="Not saved|no longer exists"):
+            annotator.predict({**viewer, "pending": pending}, api_name="/save")
+    assert store.get_revision(dataset.dataset_id) == revision
