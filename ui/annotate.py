@@ -27,6 +27,24 @@ from ui.views import format_eta, job_summary
 log = logging.getLogger("ui")
 
 
+def _whole_number(value, what: str) -> int:
+    """A control's value as an int; the API takes any JSON, so text, NaN and infinity get a message, not int()'s."""
+    try:
+        number = float(value)
+        if number.is_integer():
+            return int(number)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    raise ValueError(f"{what} must be a whole number, got {str(value)[:40]!r}")
+
+
+def _direction(value) -> Direction:
+    try:
+        return Direction(value)
+    except ValueError:
+        raise ValueError(f"direction must be one of {', '.join(d.value for d in Direction)}, got {str(value)[:40]!r}") from None
+
+
 class AnnotateHandlers:
     def __init__(self, settings: Settings, store) -> None:
         self.settings = settings
@@ -234,8 +252,10 @@ class AnnotateHandlers:
         try:
             spec = JobSpec(
                 dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=value["frame_idx"],
-                model_name=model, queue=queue, num_frames=int(num_frames) if num_frames else None,
-                direction=Direction(direction), batch_size=int(batch_size), notify_percent=int(notify_percent),
+                model_name=model, queue=queue,
+                num_frames=_whole_number(num_frames, "number of frames") if num_frames else None,
+                direction=_direction(direction), batch_size=_whole_number(batch_size, "batch size"),
+                notify_percent=_whole_number(notify_percent, "notification percent"),
             )
             enqueued = dispatch.enqueue_tracking_job(self.settings, self.store, spec, owner=owner)
         except (ValueError, TypeError, NotFound) as exc:
