@@ -649,3 +649,29 @@ def test_consumer_killed_mid_download_then_restarted_shows_not_downloading(file_
         from queues.config import forget_instances
 
         forget_instances()
+
+
+def test_admin_upload_and_cancel_handlers_check_the_admin_on_every_call(tmp_path: Path, test_model_dir: Path) -> None:
+    import gradio as gr
+
+    from queues.config import get_store
+    from sam2_tracking.settings import Settings
+    from ui.admin import SAM2_ENABLED, cancel_model_download, upload_model
+
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models", admin_password="pw",
+                        annotators=(("ann", "ann-pw"),))
+    store = get_store(settings)
+    store.set_setting(SAM2_ENABLED, True)
+    files = (str(test_model_dir / "config.yaml"), str(test_model_dir / "checkpoint.pt"))
+    annotator, admin = gr.Request(username="ann"), gr.Request(username="admin")
+    with pytest.raises(gr.Error, match="Only the admin"):
+        upload_model(settings, store, "offline", *files, annotator)
+    with pytest.raises(gr.Error, match="Only the admin"):
+        cancel_model_download(settings, store, "offline", None)
+    assert model_status(settings.model_dir, "offline") is None and "offline" not in [m.name for m in store.list_models()]
+    with pytest.raises(gr.Error, match="upload its config"):
+        upload_model(settings, store, "offline", None, files[1], admin)
+    assert upload_model(settings, store, "offline", *files, admin).startswith("offline installed")
+    assert store.get_model("offline").status == "ready"
+    with pytest.raises(gr.Error, match="no download to cancel"):
+        cancel_model_download(settings, store, "offline", admin)

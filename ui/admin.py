@@ -109,6 +109,38 @@ def remove_model(settings: Settings, store, name: str, request: gr.Request | Non
     return f"Removing {name} from the {queue} workers' model store." + (f" Warning: {warning}" if warning else "")
 
 
+def cancel_model_download(settings: Settings, store, name: str, request: gr.Request | None) -> str:
+    from queues.catalogue import request_download_cancel
+    from sam2_tracking.store import NotFound
+
+    require_admin(settings, request)
+    if not name:
+        raise gr.Error("Choose a model first.")
+    try:
+        status = store.get_model(name).status
+        if status not in ("queued", "downloading"):
+            raise gr.Error(f"{name} is {status}: there is no download to cancel.")
+        request_download_cancel(store, name)
+    except NotFound as exc:
+        raise gr.Error(str(exc)) from None
+    return f"Cancelling the download of {name}; a model already on disk stays in use."
+
+
+def upload_model(settings: Settings, store, name: str, config_file: str | None, checkpoint_file: str | None,
+                 request: gr.Request | None) -> str:
+    """Install a model from uploaded files (servers without internet) into this app's SAM2T_MODEL_DIR."""
+    from queues.catalogue import install_uploaded_model
+
+    require_admin(settings, request)
+    _require_sam2(store)
+    if not checkpoint_file:
+        raise gr.Error("Choose the checkpoint file (.pt) to upload.")
+    try:
+        return install_uploaded_model(settings, store, (name or "").strip(), checkpoint_file, config_file or None)
+    except (ValueError, OSError) as exc:  # ModelError is a ValueError; its text is written for the admin
+        raise gr.Error(str(exc)) from None
+
+
 def _require_sam2(store) -> None:
     if not store.get_setting(SAM2_ENABLED, False):
         raise gr.Error("Turn on SAM2 support first.")
@@ -173,12 +205,21 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
         model_choice = gr.Dropdown([m.name for m in store.list_models()], label="Model", scale=2)
         download_button = gr.Button("Download", variant="primary")
         redownload_button = gr.Button("Force re-download")
+        cancel_download_button = gr.Button("Cancel download")
         remove_button = gr.Button("Remove", variant="stop")
     with gr.Accordion("Add a custom model", open=False):
         custom_name = gr.Textbox(label="Name (letters, digits, _ . -)")
         custom_config = gr.Textbox(label="Config: a built-in name (configs/sam2.1/sam2.1_hiera_t.yaml) or a YAML URL")
         custom_url = gr.Textbox(label="Checkpoint URL")
         add_button = gr.Button("Add and download")
+    with gr.Accordion("Install a model from files (servers without internet)", open=False):
+        gr.Markdown("A default model's name needs only its checkpoint; any other name also needs its config (YAML). "
+                    "The files are checked as a download is, and installed into this server's model store.")
+        upload_name = gr.Textbox(label="Name (e.g. sam2.1_hiera_large, or a new name)")
+        with gr.Row():
+            upload_config = gr.File(label="Config (.yaml)", file_types=[".yaml", ".yml"], type="filepath")
+            upload_checkpoint = gr.File(label="Checkpoint (.pt)", file_types=[".pt", ".pth"], type="filepath")
+        upload_button = gr.Button("Install")
     gr.Markdown("### Downloads")
     downloads_table = gr.Dataframe(headers=DOWNLOAD_COLUMNS, interactive=False, wrap=True, elem_id="downloads-table")
     gr.Markdown("### Workers and jobs")
@@ -232,6 +273,12 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
     def on_add(name: str, config: str, url: str, request: gr.Request):
         return add_custom_model(settings, store, name, config, url, request)
 
+    def on_cancel_download(name: str, request: gr.Request):
+        return cancel_model_download(settings, store, name, request)
+
+    def on_upload(name: str, config_file, checkpoint_file, request: gr.Request):
+        return upload_model(settings, store, name, config_file, checkpoint_file, request)
+
     def on_cancel(job_id, request: gr.Request):
         return cancel_any_job(settings, store, job_id, request)
 
@@ -248,5 +295,9 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
     download_button.click(on_download, [model_choice], [admin_message], api_name="admin_download_model")
     redownload_button.click(on_redownload, [model_choice], [admin_message], api_name="admin_redownload_model")
     remove_button.click(on_remove, [model_choice], [admin_message], api_name="admin_remove_model")
+    cancel_download_button.click(on_cancel_download, [model_choice], [admin_message],
+                                 api_name="admin_cancel_model_download")
+    upload_button.click(on_upload, [upload_name, upload_config, upload_checkpoint], [admin_message],
+                        api_name="admin_upload_model")
     add_button.click(on_add, [custom_name, custom_config, custom_url], [admin_message], api_name="admin_add_model")
     cancel_button.click(on_cancel, [cancel_number], [admin_message], api_name="admin_cancel_job")
