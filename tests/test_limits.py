@@ -107,3 +107,14 @@ def test_export_goes_to_the_users_folder_and_prunes(tmp_path, store, sample_sequ
     folder = user_export_dir(tmp_path / "exports", "ann")
     assert all(os.path.dirname(p) == str(folder) for p in paths)
     assert len(list(folder.iterdir())) <= 2
+
+
+def test_uploads_and_imports_share_a_pool_of_concurrent_runs(tmp_path, store):
+    """Gradio runs one call per event at a time by default: one user's slow upload would hold up everyone's."""
+    from ui.app_ui import build_ui
+
+    settings = Settings(data_dir=tmp_path, model_dir=tmp_path / "models", upload_concurrency=3)
+    demo = build_ui(settings, store)
+    limits = {fn.api_name: (fn.concurrency_limit, fn.concurrency_id) for fn in demo.fns.values()
+              if fn.api_name in ("upload_video", "import_annotations")}
+    assert limits == {"upload_video": (3, "file_uploads"), "import_annotations": (3, "file_uploads")}
