@@ -2,8 +2,8 @@
 
 Why it equals the job bit for bit: the state is built by tracker.new_inference_state over tracker.LazyFrames (the
 same preprocessing), seeded by tracker.add_seeds (the stock `add_new_points_or_box` / `add_new_mask`), and the mask
-is what the stock `propagate_in_video` yields for the seeded start frame, turned into a FrameMask by the tracker's
-own code. The only difference from a job is that the state's frame sequence serves one frame: SAM2 asks for no
+is what the stock `propagate_in_video` yields for the seeded start frame, thresholded as the tracker does (logit
+> 0; present when the object score logit > 0). The only difference from a job is that the state's frame sequence serves one frame: SAM2 asks for no
 other frame when it propagates zero frames past the seed.
 
 Why it is fast on the next click: SAM2 keeps the frame's image features in the state's "cached_features". A
@@ -104,7 +104,7 @@ class PreviewEngine:
         import torch
 
         from .models import inference_context
-        from .tracker import _frame_results, add_seeds
+        from .tracker import add_seeds
 
         if not isinstance(seed, Seed):
             raise TypeError(f"seed must be a Seed, got {type(seed).__name__}")
@@ -131,7 +131,7 @@ class PreviewEngine:
                         steps.close()
                 if step_frame_idx != frame_idx:
                     raise RuntimeError(f"SAM2 answered for frame {step_frame_idx}, not {frame_idx}")
-                result = _frame_results(state, objects, frame_idx, video_res_masks)[0]
+                result = _frame_mask(state, int(obj_id), frame_idx, video_res_masks)
             except BaseException:
                 self._drop(entry)  # a state left half-seeded must not serve the next request
                 raise
@@ -172,6 +172,20 @@ class PreviewEngine:
         # Keep at least the newest state: a single frame larger than the bound is still served, then dropped next.
         while len(self._states) > 1 and self.cached_bytes > self.max_bytes:
             self._states.popitem(last=False)
+
+
+def _frame_mask(state: dict, obj_id: int, frame_idx: int, video_res_masks: Any) -> FrameMask:
+    """The FrameMask a job writes for the seed frame: mask where the logits are > 0, present when SAM2's object
+    score logit is > 0 (the one object of a preview state is obj_idx 0)."""
+    from .masks import mask_to_box
+
+    out = state["output_dict_per_obj"][0]
+    current = out["cond_frame_outputs"].get(frame_idx) or out["non_cond_frame_outputs"].get(frame_idx)
+    score = float(current["object_score_logits"].float().reshape(-1)[0])
+    if score <= 0:
+        return FrameMask(frame_idx, obj_id, False, score)
+    mask = (video_res_masks[0, 0] > 0.0).cpu().numpy()
+    return FrameMask(frame_idx, obj_id, True, score, mask, mask_to_box(mask))
 
 
 def _check_frame(frame: np.ndarray, size: tuple[int, int]) -> None:

@@ -63,8 +63,9 @@ def assert_same(preview_result, job_result) -> None:
     assert preview_result.present == job_result.present
     assert preview_result.score == job_result.score  # the logit itself, not a rounded copy
     if job_result.present:
-        assert preview_result.mask.dtype == bool and preview_result.mask.shape == job_result.mask.shape
-        assert np.array_equal(preview_result.mask, job_result.mask)
+        job_mask = job_result.mask_array()
+        assert preview_result.mask.dtype == bool and preview_result.mask.shape == job_mask.shape
+        assert np.array_equal(preview_result.mask, job_mask)
         assert preview_result.box == job_result.box
 
 
