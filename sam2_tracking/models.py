@@ -72,6 +72,19 @@ DEFAULT_MODELS: dict[str, ModelEntry] = {
 }
 
 
+_BUILTIN_CONFIG = re.compile(r"^configs/[A-Za-z0-9_.+/-]{1,200}\.ya?ml$")
+
+
+def _is_builtin_config(config: str) -> bool:
+    """Whether the installed sam2 package ships this config (found without importing sam2)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sam2")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    return any((Path(root) / config).is_file() for root in roots)
+
+
 def _check_url(url: str, what: str) -> str:
     if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
         raise ModelError(f"{what} must be an http:// or https:// URL, got {url!r}")
@@ -84,11 +97,13 @@ def custom_model_entry(name: str, config: str, checkpoint_url: str) -> ModelEntr
     if name in DEFAULT_MODELS:
         raise ModelError(f"{name!r} is the name of a default model; choose another name for a custom model")
     _check_url(checkpoint_url, "checkpoint URL")
+    if not isinstance(config, str):
+        raise ModelError("config must be a built-in sam2 config name or an http(s) URL")
     if config.startswith(("http://", "https://")):
         _check_url(config, "config URL")
-    elif not (config.startswith("configs/") and config.endswith((".yaml", ".yml"))):
+    elif not (_BUILTIN_CONFIG.match(config) and ".." not in config.split("/") and _is_builtin_config(config)):
         raise ModelError(
-            f"config {config!r} must be a built-in sam2 config such as configs/sam2.1/sam2.1_hiera_t.yaml, "
+            f"config {config[:200]!r} must be a built-in sam2 config such as configs/sam2.1/sam2.1_hiera_t.yaml, "
             "or an http(s) URL to a YAML file"
         )
     return ModelEntry(name=name, config=config, checkpoint_url=checkpoint_url, label=name)

@@ -65,6 +65,9 @@ def test_default_catalogue() -> None:
         ("mine", "configs/sam2.1/sam2.1_hiera_t.yaml", "ftp://x/y.pt", "http"),
         ("mine", "configs/sam2.1/sam2.1_hiera_t.yaml", "file:///etc/passwd", "http"),
         ("mine", "/etc/passwd", "https://x/y.pt", "built-in sam2 config"),
+        ("mine", "configs/../../../../etc/x.yaml", "https://x/y.pt", "built-in sam2 config"),
+        ("mine", "configs/sam2.1/none.yaml", "https://x/y.pt", "built-in sam2 config"),
+        (".hidden", "configs/sam2.1/sam2.1_hiera_t.yaml", "https://x/y.pt", "may only use"),
     ],
 )
 def test_custom_entry_validation(name: str, config: str, url: str, message: str) -> None:
