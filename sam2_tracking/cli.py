@@ -1,7 +1,12 @@
 """Command line for headless use and scripting, running the same code as the app:
 
-    python -m sam2_tracking track VIDEO --frame F --box X1,Y1,X2,Y2 [--mask PNG] [--frames N] [--direction D]
-        [--batch-size B] --model NAME_OR_DIR --out PATH --format coco|dive|maskzip|viame|mp4
+    python -m sam2_tracking track VIDEO --frame F (--box X1,Y1,X2,Y2 [--mask PNG] | --object SPEC ...)
+        [--frames N] [--direction D] [--batch-size B] --model NAME_OR_DIR --out PATH
+        --format coco|dive|maskzip|viame|mp4
+
+    An --object SPEC is `key=value` pairs joined by ';': label=NAME, box=X1,Y1,X2,Y2, click=X,Y (positive),
+    neg=X,Y (negative; both repeatable), mask=PNG; e.g. --object "label=fish;box=10,10,50,40;neg=30,20".
+    Every object is seeded on --frame and all are tracked in one run.
     python -m sam2_tracking convert IN OUT --format coco|dive|maskzip|viame|mp4 [--video VIDEO]
 
 `track` records the seed and the results in a store (a temporary one unless --store is given) through the same
@@ -25,10 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Track object masks through video with SAM2.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    track = commands.add_parser("track", help="track one object from a box (or mask) and write the result")
+    track = commands.add_parser("track", help="track objects from boxes, clicks or masks and write the result")
     track.add_argument("video", help="video file, or folder / .zip of frames")
     track.add_argument("--frame", type=int, required=True, help="frame index of the seed (0-based)")
-    track.add_argument("--box", required=True, help="seed box X1,Y1,X2,Y2 in pixels (left, top, right, bottom)")
+    track.add_argument("--box", help="one object's seed box X1,Y1,X2,Y2 in pixels (left, top, right, bottom): "
+                                     "shorthand for --object box=...;label=LABEL")
+    track.add_argument("--object", dest="objects", action="append", default=[], metavar="SPEC",
+                       help="an object to track, repeatable: 'label=fish;box=X1,Y1,X2,Y2;click=X,Y;neg=X,Y;"
+                            "mask=PNG' (any of box, clicks and mask)")
     track.add_argument("--mask", help="seed mask PNG at video size (alpha or grey > 127 is the object); used "
                                       "instead of the box as the prompt")
     track.add_argument("--frames", type=int, help="frames to track per direction, the seed frame included "
@@ -85,6 +94,58 @@ def parse_box(text: str):
     return Box(*values)
 
 
+def parse_point(text: str, what: str):
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 2:
+        raise ValueError(f"{what} must be two numbers X,Y, got {text!r}")
+    return values
+
+
+def parse_object(spec: str, default_label: str) -> dict:
+    """One --object SPEC as {"label", "box", "clicks", "mask"} (mask: a PNG path); ValueError names the fault."""
+    from .types import Click
+
+    out: dict = {"label": default_label, "box": None, "clicks": [], "mask": None}
+    for item in spec.split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            raise ValueError(f"--object {spec!r}: {item!r} is not key=value")
+        if key == "label":
+            out["label"] = value
+        elif key == "box":
+            out["box"] = parse_box(value)
+        elif key in ("click", "pos", "neg"):
+            x, y = parse_point(value, f"--object {key}=")
+            out["clicks"].append(Click(x, y, key != "neg"))
+        elif key == "mask":
+            out["mask"] = value
+        else:
+            raise ValueError(f"--object {spec!r}: unknown key {key!r} (label, box, click, neg, mask)")
+    if out["box"] is None and not out["clicks"] and out["mask"] is None:
+        raise ValueError(f"--object {spec!r} has no seed: give box=, click= or mask=")
+    return out
+
+
+def seed_objects(args: argparse.Namespace) -> list[dict]:
+    """The objects to track: --box (with --mask) is one object, each --object another."""
+    objects = []
+    if args.box is not None:
+        objects.append({"label": args.label, "box": parse_box(args.box), "clicks": [], "mask": args.mask})
+    elif args.mask:
+        objects.append({"label": args.label, "box": None, "clicks": [], "mask": args.mask})
+    objects += [parse_object(spec, args.label) for spec in args.objects]
+    if not objects:
+        raise ValueError("nothing to track: give --box X1,Y1,X2,Y2 or one or more --object SPEC")
+    return objects
+
+
 def resolve_model_dir(name_or_dir: str) -> Path:
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
@@ -124,33 +185,44 @@ def run_track(args: argparse.Namespace) -> Path:
     from .types import Direction, JobSpec, ObjectSeeds
     from .video import open_video
 
-    box = parse_box(args.box)
+    objects = seed_objects(args)
     model_dir = resolve_model_dir(args.model)
-    mask = png_to_mask(Path(args.mask).read_bytes(), args.mask) if args.mask else None
     with tempfile.TemporaryDirectory(prefix="sam2t-cli-") as tmp, open_video(args.video) as frames:
         store = open_store(args.store or Path(tmp) / "store.db")
         try:
             if not (0 <= args.frame < frames.frame_count):
                 raise ValueError(f"--frame {args.frame} is outside the video (frames 0 to {frames.frame_count - 1})")
-            box.check_inside(frames.width, frames.height)
+            for obj in objects:
+                if obj["box"] is not None:
+                    obj["box"].check_inside(frames.width, frames.height)
+                for click in obj["clicks"]:
+                    if not (0 <= click.x < frames.width and 0 <= click.y < frames.height):
+                        raise ValueError(f"click ({click.x:g}, {click.y:g}) lies outside the "
+                                         f"{frames.width}x{frames.height} frame")
+                if obj["mask"] is not None:
+                    # The PNG's header is checked against the video before it is decoded.
+                    obj["mask"] = png_to_mask(Path(obj["mask"]).read_bytes(), obj["mask"],
+                                              (frames.height, frames.width))
             video_path = str(Path(args.video).resolve())
             # The file's name, as the app names an upload: COCO file_name is <name>/<frame>.jpg from both.
             dataset = store.add_dataset(Path(args.video).name, video_path, getattr(frames.info, "kind", "video"),
                                         frames.frame_count, frames.fps, frames.width, frames.height)
-            track = store.create_track(dataset.dataset_id, args.label)
-            store.save_edits(dataset.dataset_id, dataset.revision,
-                             [UpsertKeyframe(track.track_id, args.frame, box=box, mask=mask)])
-            spec = JobSpec(dataset.dataset_id, (track.track_id,), args.frame, model_name=str(model_dir), queue="cli",
+            track_ids = [store.create_track(dataset.dataset_id, obj["label"]).track_id for obj in objects]
+            store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id), [
+                UpsertKeyframe(track_id, args.frame, box=obj["box"], mask=obj["mask"], clicks=tuple(obj["clicks"]))
+                for track_id, obj in zip(track_ids, objects, strict=True)
+            ])
+            spec = JobSpec(dataset.dataset_id, tuple(track_ids), args.frame, model_name=str(model_dir), queue="cli",
                            num_frames=args.frames, direction=Direction(args.direction), batch_size=args.batch_size)
             total = frames_to_track(args.direction, args.frame, args.frames, frames.frame_count)
             job = store.create_job(spec, total)
             if not store.claim_job(job.job_id, f"cli-{os.getpid()}"):
                 raise RuntimeError(f"could not claim job {job.job_id} in {store.path}")
-            objects = [ObjectSeeds(track.track_id, tuple(store.keyframe_seeds(track.track_id)))]
+            seeds = [ObjectSeeds(track_id, tuple(store.keyframe_seeds(track_id))) for track_id in track_ids]
             predictor = load_predictor(model_dir, device=args.device)
             with tqdm(total=total, unit="frame", desc="tracking", disable=args.quiet) as bar:
                 batches = track_objects(
-                    predictor, frames, objects, start_frame_idx=args.frame, num_frames=args.frames,
+                    predictor, frames, seeds, start_frame_idx=args.frame, num_frames=args.frames,
                     direction=spec.direction, batch_size=spec.batch_size, on_progress=lambda _p: bar.update(1),
                 )
                 for batch in batches:

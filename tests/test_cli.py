@@ -56,7 +56,10 @@ def test_track_writes_each_format(sample_video, sample_video_meta, test_model_di
     if fmt == "dive":
         data = json.loads(out.read_text())
         [track] = data["tracks"].values()
-        assert track["features"][0]["keyframe"] and track["features"][0]["bounds"] == [462, 142, 538, 218]
+        # DIVE's rules: every feature has integer bounds and is a keyframe; the person's seed box travels in meta.
+        assert all(f["keyframe"] is True and len(f["bounds"]) == 4 for f in track["features"])
+        [seed] = [f for f in load_annotations(out).tracks[0].features if f.keyframe]
+        assert seed.box.as_list() == [462, 142, 538, 218]
     elif fmt == "maskzip":
         with zipfile.ZipFile(out) as archive:
             assert {"masks/RLE_MASKS.json", "masks/TrackJSON.json"} <= set(archive.namelist())
@@ -106,6 +109,37 @@ def test_convert_between_formats(sample_video, sample_video_meta, test_model_dir
     assert main(["convert", str(coco), str(overlay), "--format", "mp4", "--video", str(sample_video)]) == 0
     with av.open(str(overlay)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 150
+
+
+def test_track_several_objects_seeded_by_box_clicks_and_mask(sample_video, sample_video_meta, test_model_dir,
+                                                             tmp_path, capsys):
+    from PIL import Image
+
+    seed = sample_video_meta["seeds"][0]
+    mask = np.zeros((360, 640), np.uint8)
+    mask[142:218, 462:538] = 255
+    Image.fromarray(mask).save(tmp_path / "seed.png")
+    out = tmp_path / "many.json"
+    args = track_args(sample_video, sample_video_meta, test_model_dir, out, "dive", frames=2)
+    at = args.index("--box")
+    del args[at : at + 2]
+    args += ["--object", "label=boxed;box=" + ",".join(str(v) for v in seed["box"]),
+             "--object", "label=clicked;click=500,180;neg=100,100",
+             "--object", f"label=masked;mask={tmp_path / 'seed.png'}"]
+    assert main(args) == 0, capsys.readouterr().err
+    tracks = load_annotations(out).tracks
+    assert [t.label for t in tracks] == ["boxed", "clicked", "masked"]
+    seeds = [next(f for f in t.features if f.keyframe) for t in tracks]
+    assert seeds[0].box.as_list() == seed["box"] and seeds[0].clicks == ()
+    assert [(c.x, c.y, c.positive) for c in seeds[1].clicks] == [(500, 180, True), (100, 100, False)]
+    assert seeds[1].box is None  # clicks alone: no box, whatever DIVE's bounds show
+    for track in tracks:  # one job gave all three a result (a mask, or "absent": random weights) on both frames
+        assert {f.frame_idx for f in track.features} == {seed["frame"], seed["frame"] + 1}
+        assert all(f.frame_idx in track.masks_elsewhere or not f.present for f in track.features if not f.keyframe)
+    assert main(args[: args.index("--object")] + ["--object", "label=x;colour=red"]) == 2
+    assert "unknown key 'colour'" in capsys.readouterr().err
+    assert main(args[: args.index("--object")]) == 2
+    assert "nothing to track" in capsys.readouterr().err
 
 
 def test_cli_errors_are_messages(sample_video, test_model_dir, tmp_path, capsys):
