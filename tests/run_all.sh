@@ -16,4 +16,16 @@ test -d .venv || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements-dev.txt
 
+# Outside readers for tests/test_interop_*.py, each in its own venv: DIVE-DSA's server package pins pydantic 1 and
+# numpy 1.24, datumaro brings its own stack. Complete pinned lists, installed --no-deps; `.complete` marks a finished
+# install (the tests skip, saying why, when it is missing).
+for side in dive datumaro; do
+  if [ ! -f ".cache/venv-$side/.complete" ]; then
+    rm -rf ".cache/venv-$side"
+    python3 -m venv ".cache/venv-$side"
+    ".cache/venv-$side/bin/python" -m pip install -q --no-deps -r "requirements-interop-$side.txt"
+    touch ".cache/venv-$side/.complete"
+  fi
+done
+
 exec .venv/bin/python -m pytest "$@"

@@ -6,10 +6,10 @@ written `keyframe: true` (the client refuses `keyframe` XOR `bounds`). Clicks tr
 {"key": "click", "positive": bool}. What DIVE has no field for lives in the track's `meta["sam2"]`:
 
     {"seeds": [frames a person seeded], "absent": [frames the tracker found the object absent],
-     "scores": {"frame": SAM2 object score logit}, "boxes": {"frame": [x1, y1, x2, y2] or null}}
+     "scores": {"frame": SAM2 object score logit}, "boxes": {"frame": [x1, y1, x2, y2], or [] for none}}
 
 `boxes` holds a feature's own box only where it differs from what the reader rebuilds from `bounds` (a seed box
-next to a mask, fractional coordinates, a clicks-only seed that has no box). The reader takes it all back, accepts
+next to a mask, fractional coordinates, a clicks-only seed that has no box: [] as DIVE's server drops nulls). The reader takes it all back, accepts
 what DIVE itself writes (string ids, "positive": "False", `interpolate`, which it expands into the boxes DIVE
 shows between keyframes) and reports what it cannot keep (polygons, head/tail points, fish length, flick).
 """
@@ -72,16 +72,17 @@ def annotations_to_dive(annotations: AnnotationSet) -> dict:
     return {"version": DIVE_VERSION, "tracks": tracks, "groups": dict(annotations.groups)}
 
 
-def dive_bounds(feature: Feature) -> list[int] | None:
-    """Integer DIVE bounds: the mask's box with inclusive x2/y2 (DIVE-DSA), else the box widened to whole pixels,
-    else the clicks' extent; None for a feature with none of them."""
+def dive_bounds(feature: Feature, mask_elsewhere: bool = False) -> list[int] | None:
+    """Integer DIVE bounds: the mask's box with inclusive x2/y2 (DIVE-DSA), else the box widened to whole pixels
+    (inclusive too when the mask travels elsewhere), else the clicks' extent; None for a feature with none."""
     if feature.rle is not None:
         box = rle_to_box(feature.rle)
         if box is not None:
             return [int(box.x1), int(box.y1), int(box.x2) - 1, int(box.y2) - 1]
     if feature.box is not None:
         b = feature.box
-        return [math.floor(b.x1), math.floor(b.y1), math.ceil(b.x2), math.ceil(b.y2)]
+        inclusive = 1 if mask_elsewhere else 0
+        return [math.floor(b.x1), math.floor(b.y1), math.ceil(b.x2) - inclusive, math.ceil(b.y2) - inclusive]
     if feature.clicks:
         xs, ys = [c.x for c in feature.clicks], [c.y for c in feature.clicks]
         return [math.floor(min(xs)), math.floor(min(ys)), math.ceil(max(xs)), math.ceil(max(ys))]
@@ -99,15 +100,14 @@ def box_from_bounds(bounds: list[int], has_mask: bool) -> Box | None:
         return None
 
 
-def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list | None | bool]:
+def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list | bool]:
     """(DIVE feature, the feature's own box for meta boxes, or False when the bounds rebuild it exactly)."""
-    bounds = dive_bounds(feature) or [0, 0, 0, 0]
+    bounds = dive_bounds(feature, mask_elsewhere) or [0, 0, 0, 0]
     has_mask = feature.rle is not None or mask_elsewhere
     out: dict = {"frame": feature.frame_idx, "bounds": bounds, "keyframe": True}
     if has_mask:
         out["hasMask"] = True
-    if feature.attributes:
-        out["attributes"] = dict(feature.attributes)
+    out["attributes"] = dict(feature.attributes)  # always, as DIVE's Feature model writes it back
     if feature.clicks:
         out["geometry"] = {
             "type": "FeatureCollection",
@@ -121,7 +121,7 @@ def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list
     own = feature.box
     if own == rebuilt:
         return out, False
-    return out, None if own is None else own.as_list()
+    return out, [] if own is None else own.as_list()
 
 
 def dive_to_annotations(data: dict) -> AnnotationSet:
@@ -226,7 +226,7 @@ def _app_meta(raw, where: str) -> dict:
             check_number(score, f"{where} meta score of frame {frame}"))
     for frame, box in check_dict(raw.get("boxes", {}), f"{where} meta 'boxes'").items():
         frame_idx = parse_int_key(frame, f"{where} meta boxes frame")
-        if box is None:
+        if box is None or box == []:
             out["boxes"][frame_idx] = None
             continue
         values = [float(check_number(v, f"{where} meta box of frame {frame}")) for v in check_list(box, where)]

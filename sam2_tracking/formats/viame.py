@@ -209,7 +209,7 @@ def annotations_to_viame_csv(annotations: AnnotationSet, video_name: str | None 
         pairs = sorted(track.confidence_pairs or (("object", 1.0),), key=lambda pair: -pair[1])
         first_row = True
         for feature in track.present_features:
-            bounds = dive_bounds(feature)
+            bounds = dive_bounds(feature, feature.frame_idx in track.masks_elsewhere)
             if bounds is None:
                 continue
             frame = feature.frame_idx
