@@ -1,13 +1,19 @@
 """The streaming tracker: SAM2 video propagation in constant memory, with masks identical to the stock predictor.
 
 How it stays exact and flat (see DESIGN.md section 3):
-- One inference state per job, built like `SAM2VideoPredictor.init_state` but with a lazy `images` sequence that
-  decodes and preprocesses a frame when the model asks for it (stock loads every frame up front).
+- One inference state per job, built like `SAM2VideoPredictor.init_state` but over a FrameFeeder (feeder.py): frames
+  are decoded and preprocessed ahead in worker threads, in the order SAM2 will ask for them, and normalised on the
+  model's device exactly as stock does (stock loads every frame up front).
 - Seeds go through the stock `add_new_points_or_box` / `add_new_mask`, propagation through the stock
   `propagate_in_video`: we do not re-implement SAM2, we only feed it frames and drop what it can no longer read.
 - After each frame, non-conditioning outputs further back than the model reads (6 memory frames, 15 object
   pointers) are deleted. For `both`, the forward pass keeps its outputs near the start frame, because the reverse
   pass reads them (stock runs the reverse pass on the same state).
+- Masks leave the model as COCO RLE (FrameMask.rle): on CUDA a frame's masks are copied back without blocking and
+  encoded while the model computes the next frame. A batch holds a few KB per mask, whatever its size.
+- Every batch carries a ResumePoint: what SAM2 still reads at that point (the pruned outputs and the conditioning
+  frames' outputs). Restoring one into a fresh state and propagating on gives masks bit-identical to a run that was
+  never interrupted, because SAM2's computation of a frame depends only on those outputs and the frame itself.
 Batching only groups results for the caller; it does not change what the model computes.
 
 This is the only module that imports sam2.
@@ -15,24 +21,53 @@ This is the only module that imports sam2.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .feeder import IMG_MEAN, IMG_STD, FrameFeeder
 from .masks import mask_to_box
-from .types import Direction, FrameMask, ObjectSeeds, SeedError, TrackingProgress
+from .types import Box, Direction, FrameMask, ObjectSeeds, SeedError, TrackingProgress
 from .video import FrameSource
 
-# ImageNet statistics, as sam2.utils.misc.load_video_frames normalises frames.
-IMG_MEAN = (0.485, 0.456, 0.406)
-IMG_STD = (0.229, 0.224, 0.225)
+__all__ = ["IMG_MEAN", "IMG_STD", "LazyFrames", "ResumePoint", "TrackedBatch", "TrackingCancelled", "track_objects"]
+
+RESUME_FORMAT_VERSION = 1
 
 
 class TrackingCancelled(Exception):  # noqa: N818 - the name other modules code against
     """should_cancel() returned True; batches yielded before stay valid."""
+
+
+@dataclass
+class ResumePoint:
+    """Where a run stood after the last frame of a batch: enough to continue it exactly in a new process.
+
+    pass_idx: 0 for the first propagation pass, 1 for the reverse pass of a `both` job. frame_idx: the last frame
+    the pass processed. frames_done: frames reported so far. outputs/tracked: per object position, SAM2's
+    conditioning and (pruned) non-conditioning outputs and its frames_tracked entries, tensors on the model's device.
+    plan: the job's frame ranges, so a point is never applied to another job shape.
+    """
+
+    pass_idx: int
+    frame_idx: int
+    frames_done: int
+    track_ids: list[int]
+    plan: list[list[int]]
+    outputs: dict
+    tracked: dict
+
+
+class TrackedBatch(list):
+    """A batch of FrameMasks (a list), plus the ResumePoint after its last frame."""
+
+    resume_point: ResumePoint | None = None
 
 
 def track_objects(
@@ -45,21 +80,42 @@ def track_objects(
     batch_size: int = 100,
     on_progress: Callable[[TrackingProgress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-) -> Iterator[list[FrameMask]]:
+    *,
+    feeder_threads: int | None = None,
+    preview_frames: Collection[int] = (),
+    on_preview: Callable[[int, np.ndarray, list[FrameMask]], None] | None = None,
+    resume: ResumePoint | None = None,
+) -> Iterator[TrackedBatch]:
     """Track `objects` through `frames` from start_frame_idx and yield results one batch at a time.
 
     num_frames: frames per direction, the start frame included (None: to the last frame, or to frame 0 backward).
     direction: forward, backward, or both (forward first, then backward; the start frame is reported once).
-    Each yielded list holds a FrameMask for every object on each of up to batch_size frames, frame by frame in
-    processing order, objects in the order given. Masks are bool (height, width) at video resolution; an object
-    SAM2 scores as absent (object score logit <= 0) has present=False and no mask.
+    Each yielded TrackedBatch holds a FrameMask for every object on each of up to batch_size frames, frame by frame
+    in processing order, objects in the order given, and the ResumePoint after its last frame. Masks travel as COCO
+    RLE (FrameMask.rle, mask_array() decodes) with their box; an object SAM2 scores as absent (object score logit
+    <= 0) has present=False and no mask.
     on_progress gets a TrackingProgress after every frame; should_cancel is checked before every frame and makes
     the iterator raise TrackingCancelled.
+    feeder_threads: threads decoding ahead (None: from the CPU count). For each frame in preview_frames,
+    on_preview(frame_idx, rgb, results) gets the full-resolution frame the feeder already decoded and its results.
+    resume: a ResumePoint from an earlier run of the same job (same objects and seeds): tracking continues after it
+    and yields only the frames after it, bit-identical to an uninterrupted run.
 
     Everything is validated here, before any work: bad seeds raise SeedError, bad arguments ValueError.
     """
     plan = _plan(frames, objects, start_frame_idx, num_frames, Direction(direction), batch_size)
-    return _run(predictor, frames, list(objects), plan, batch_size, on_progress, should_cancel)
+    if resume is not None:
+        _check_resume(resume, plan, objects)
+    options = _Options(feeder_threads, frozenset(int(i) for i in preview_frames), on_preview, resume)
+    return _run(predictor, frames, list(objects), plan, int(batch_size), on_progress, should_cancel, options)
+
+
+@dataclass(frozen=True)
+class _Options:
+    feeder_threads: int | None
+    preview_frames: frozenset[int]
+    on_preview: Callable[[int, np.ndarray, list[FrameMask]], None] | None
+    resume: ResumePoint | None
 
 
 class _Plan:
@@ -107,6 +163,21 @@ def _plan(
     return _Plan(start, forward, backward)
 
 
+def _passes(plan: _Plan) -> list[tuple[range, bool]]:
+    """(processing order, reverse) per propagation pass. Stock skips a reverse pass from frame 0; a backward job from
+    frame 0 still reports frame 0, computed as the one-frame pass it is."""
+    passes = []
+    if plan.forward is not None:
+        passes.append((plan.forward, False))
+    if plan.backward is not None and not (plan.both and plan.start == 0):
+        passes.append((plan.backward, True))
+    return passes
+
+
+def _plan_key(plan: _Plan) -> list[list[int]]:
+    return [[r.start, r.stop, r.step] if r is not None else [] for r in (plan.forward, plan.backward)]
+
+
 def _run(
     predictor: Any,
     frames: FrameSource,
@@ -115,36 +186,43 @@ def _run(
     batch_size: int,
     on_progress: Callable[[TrackingProgress], None] | None,
     should_cancel: Callable[[], bool] | None,
-) -> Iterator[list[FrameMask]]:
+    options: _Options,
+) -> Iterator[TrackedBatch]:
     import torch
 
     from .models import inference_context
 
     device = predictor.device
     keep = _memory_reach(predictor)
-    loader = LazyFrames(frames, predictor.image_size)
-    state = new_inference_state(predictor, loader, frames.width, frames.height)
+    keep_rgb = options.preview_frames if options.on_preview is not None else ()
+    feeder = FrameFeeder(frames, predictor.image_size, device, options.feeder_threads, keep_rgb)
+    state = new_inference_state(predictor, feeder, frames.width, frames.height)
+    out = _Results(state, objects, device, options, feeder)
     started = time.perf_counter()
-    frames_done = 0
-    batch: list[FrameMask] = []
+    resume = options.resume
+    frames_done = resume.frames_done if resume else 0
+    frames_at_start = frames_done
+    batch = TrackedBatch()
     batch_frames = 0
     try:
         if should_cancel and should_cancel():
             raise TrackingCancelled("tracking cancelled before it started")
         with torch.inference_mode(), inference_context(device):
             add_seeds(predictor, state, objects)
-        passes = []
-        if plan.forward is not None:
-            passes.append((plan.forward, False))
-        if plan.backward is not None and not (plan.both and plan.start == 0):
-            passes.append((plan.backward, True))
-        for order, reverse in passes:
-            # Stock skips a reverse pass from frame 0; a backward job from frame 0 still reports frame 0, computed
-            # as the one-frame pass it is.
+            predictor.propagate_in_video_preflight(state)
+            if resume is not None:
+                _restore(state, resume)
+        for pass_idx, (order, reverse) in enumerate(_passes(plan)):
+            if resume is not None and pass_idx < resume.pass_idx:
+                continue
+            if resume is not None and pass_idx == resume.pass_idx:
+                order = order[order.index(resume.frame_idx) + 1 :]
+                if not len(order):
+                    continue
             run_reverse = reverse and plan.start > 0
-            loader.expect(order)
+            feeder.expect(_frames_asked(state, order))
             steps = predictor.propagate_in_video(
-                state, start_frame_idx=plan.start, max_frame_num_to_track=len(order) - 1, reverse=run_reverse
+                state, start_frame_idx=order[0], max_frame_num_to_track=len(order) - 1, reverse=run_reverse
             )
             protect = range(plan.start, plan.start + keep + 1) if (plan.both and not reverse) else range(0)
             try:
@@ -157,25 +235,184 @@ def _run(
                         break
                     frame_idx, _obj_ids, video_res_masks = step
                     if not (plan.both and reverse and frame_idx == plan.start):
-                        batch.extend(_frame_results(state, objects, frame_idx, video_res_masks))
+                        batch.extend(out.add(frame_idx, video_res_masks))
                         batch_frames += 1
                         frames_done += 1
                         if on_progress:
                             elapsed = max(time.perf_counter() - started, 1e-9)
-                            on_progress(TrackingProgress(frames_done, plan.total, frame_idx, frames_done / elapsed))
+                            fps = (frames_done - frames_at_start) / elapsed
+                            on_progress(TrackingProgress(frames_done, plan.total, frame_idx, fps))
                     del video_res_masks, step
                     prune_outputs(state, frame_idx, run_reverse, keep, protect)
                     if batch_frames == batch_size:
-                        out, batch, batch_frames = batch, [], 0
-                        yield out
+                        batch.extend(out.flush())
+                        batch.resume_point = _capture(state, pass_idx, frame_idx, frames_done, objects, plan)
+                        full, batch, batch_frames = batch, TrackedBatch(), 0
+                        yield full
+                        del full
             finally:
                 steps.close()
+            batch.extend(out.flush())
             if batch:
-                out, batch, batch_frames = batch, [], 0
-                yield out
+                batch.resume_point = _capture(state, pass_idx, order[-1], frames_done, objects, plan)
+                full, batch, batch_frames = batch, TrackedBatch(), 0
+                yield full
+                del full
     finally:
         state.clear()
-        loader.close()
+        feeder.close()
+
+
+def _frames_asked(state: dict, order: range) -> list[int]:
+    """The frames of `order` SAM2 will read images for: all but those every object has a conditioning output on
+    (seeded frames, which propagation serves from its own outputs)."""
+    conds = [set(obj["cond_frame_outputs"]) for obj in state["output_dict_per_obj"].values()]
+    return [idx for idx in order if not all(idx in cond for cond in conds)]
+
+
+class _Results:
+    """Turns each frame's mask logits into FrameMasks carrying RLE. On CUDA a frame's masks and scores are copied to
+    the host without blocking and encoded one frame later, while the model computes the next frame."""
+
+    def __init__(self, state: dict, objects: list[ObjectSeeds], device: Any, options: _Options,
+                 feeder: FrameFeeder) -> None:
+        self.state = state
+        self.objects = objects
+        self.options = options
+        self.feeder = feeder
+        self.asynchronous = str(device).startswith("cuda")
+        self.pending: tuple | None = None
+
+    def add(self, frame_idx: int, video_res_masks: Any) -> list[FrameMask]:
+        import torch
+
+        for obj_idx, obj in enumerate(self.objects):
+            if self.state["obj_idx_to_id"][obj_idx] != obj.track_id:  # the predictor numbers objects as added
+                raise RuntimeError("object order in the SAM2 state does not match the job's objects")
+        logits = []
+        for obj_idx in range(len(self.objects)):
+            obj_out = self.state["output_dict_per_obj"][obj_idx]
+            current = obj_out["cond_frame_outputs"].get(frame_idx) or obj_out["non_cond_frame_outputs"].get(frame_idx)
+            logits.append(current["object_score_logits"].reshape(-1)[:1])
+        scores = torch.cat(logits).float()
+        # (objects, width, height) uint8, C order: on the host it is pycocotools' (height, width, objects) Fortran
+        # layout, so all objects are encoded in one call without a transposing copy.
+        bits = (video_res_masks[:, 0] > 0.0).transpose(1, 2).contiguous().to(torch.uint8)
+        done = self.flush()
+        if self.asynchronous:
+            bits_host = bits.to("cpu", non_blocking=True)
+            scores_host = scores.to("cpu", non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self.pending = (frame_idx, bits_host, scores_host, event)
+            return done
+        return done + self._encode(frame_idx, bits.numpy(), scores.numpy())
+
+    def flush(self) -> list[FrameMask]:
+        if self.pending is None:
+            return []
+        frame_idx, bits, scores, event = self.pending
+        self.pending = None
+        event.synchronize()
+        return self._encode(frame_idx, bits.numpy(), scores.numpy())
+
+    def _encode(self, frame_idx: int, bits: np.ndarray, scores: np.ndarray) -> list[FrameMask]:
+        from pycocotools import mask as mask_utils
+
+        present = [k for k in range(len(self.objects)) if float(scores[k]) > 0]
+        rles = mask_utils.encode(bits[present].transpose(2, 1, 0)) if present else []
+        encoded = dict(zip(present, rles, strict=True))
+        results = []
+        for k, obj in enumerate(self.objects):
+            score = float(scores[k])
+            rle = encoded.get(k)
+            if rle is None:
+                results.append(FrameMask(frame_idx, obj.track_id, False, score))
+                continue
+            x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+            box = Box(x, y, x + w, y + h) if w > 0 and h > 0 else None
+            as_str = {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
+            results.append(FrameMask(frame_idx, obj.track_id, True, score, box=box, rle=as_str))
+        if frame_idx in self.options.preview_frames and self.options.on_preview is not None:
+            self.options.on_preview(frame_idx, self.feeder.take_rgb(frame_idx), results)
+        return results
+
+
+# -- exact resume
+def _capture(state: dict, pass_idx: int, frame_idx: int, frames_done: int, objects: list[ObjectSeeds],
+             plan: _Plan) -> ResumePoint:
+    # Shallow copies: SAM2 adds and we delete per-frame entries, but never change a stored output in place, so the
+    # point stays what it was at this frame while tracking goes on.
+    outputs = {
+        obj_idx: {"cond_frame_outputs": dict(obj_out["cond_frame_outputs"]),
+                  "non_cond_frame_outputs": dict(obj_out["non_cond_frame_outputs"])}
+        for obj_idx, obj_out in state["output_dict_per_obj"].items()
+    }
+    tracked = {obj_idx: {t: dict(v) for t, v in frames.items()}
+               for obj_idx, frames in state["frames_tracked_per_obj"].items()}
+    return ResumePoint(pass_idx, int(frame_idx), int(frames_done), [o.track_id for o in objects], _plan_key(plan),
+                       outputs, tracked)
+
+
+def _restore(state: dict, point: ResumePoint) -> None:
+    if sorted(state["output_dict_per_obj"]) != sorted(point.outputs):
+        raise ValueError("the saved tracking state is for other objects")
+    for obj_idx, saved in point.outputs.items():
+        state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"] = dict(saved["cond_frame_outputs"])
+        state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"] = dict(saved["non_cond_frame_outputs"])
+        state["frames_tracked_per_obj"][obj_idx] = {t: dict(v) for t, v in point.tracked[obj_idx].items()}
+
+
+def _check_resume(point: ResumePoint, plan: _Plan, objects: Sequence[ObjectSeeds]) -> None:
+    if not isinstance(point, ResumePoint):
+        raise TypeError(f"resume must be a ResumePoint, got {type(point).__name__}")
+    if point.track_ids != [o.track_id for o in objects] or point.plan != _plan_key(plan):
+        raise ValueError("the saved tracking state belongs to another job (objects or frames differ)")
+    passes = _passes(plan)
+    if not (0 <= point.pass_idx < len(passes)) or point.frame_idx not in passes[point.pass_idx][0]:
+        raise ValueError(f"the saved tracking state points at frame {point.frame_idx}, outside the job")
+
+
+def save_resume_point(point: ResumePoint, path: str | Path) -> None:
+    """Write a ResumePoint with torch.save (tensors, numbers, strings, lists and dicts only), atomically: a reader
+    sees the previous file or the new one, never half of one."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "version": RESUME_FORMAT_VERSION, "pass_idx": point.pass_idx, "frame_idx": point.frame_idx,
+        "frames_done": point.frames_done, "track_ids": list(point.track_ids), "plan": point.plan,
+        "outputs": point.outputs, "tracked": point.tracked,
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_resume_point(path: str | Path, device: Any) -> ResumePoint:
+    """Read a file written by save_resume_point, with weights_only=True (no pickled objects are ever run), onto
+    `device`. ValueError when it is not a resume point of this format."""
+    import torch
+
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"{Path(path).name} is not a readable tracking state ({exc})") from exc
+    try:
+        if payload["version"] != RESUME_FORMAT_VERSION:
+            raise ValueError(f"tracking state format {payload['version']!r}, expected {RESUME_FORMAT_VERSION}")
+        return ResumePoint(int(payload["pass_idx"]), int(payload["frame_idx"]), int(payload["frames_done"]),
+                           [int(t) for t in payload["track_ids"]], payload["plan"], dict(payload["outputs"]),
+                           dict(payload["tracked"]))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{Path(path).name} is not a tracking state of this version ({exc})") from exc
 
 
 def _memory_reach(predictor: Any) -> int:
@@ -261,54 +498,9 @@ def _frame_results(state: dict, objects: list[ObjectSeeds], frame_idx: int, vide
     return results
 
 
-class LazyFrames:
-    """The `images` entry of an inference state: frame i preprocessed exactly as sam2's load_video_frames does
-    (PIL resize to image_size x image_size, /255 in float64, to float32, minus mean, over std), made on demand.
+class LazyFrames(FrameFeeder):
+    """Frames made on demand in the caller's thread (no workers, tensors on the CPU), for one-frame states such as
+    the seed preview; preprocessing is the feeder's, so identical to a job's."""
 
-    expect(order) tells it the order the model will ask for frames in, so a backward pass over a video file
-    decodes blocks forward instead of seeking for every frame."""
-
-    def __init__(self, source: FrameSource, image_size: int) -> None:
-        import torch
-
-        self._torch = torch
-        self.source = source
-        self.image_size = int(image_size)
-        self._mean = torch.tensor(IMG_MEAN, dtype=torch.float32)[:, None, None]
-        self._std = torch.tensor(IMG_STD, dtype=torch.float32)[:, None, None]
-        self._plan: Iterator[tuple[int, np.ndarray]] | None = None
-        self._plan_next: int | None = None
-        self._plan_step = 1
-
-    def __len__(self) -> int:
-        return self.source.frame_count
-
-    def expect(self, order: range) -> None:
-        self._plan = self.source.iter_frames(order.start, order.stop, order.step) if len(order) else None
-        self._plan_next = order.start if len(order) else None
-        self._plan_step = order.step
-
-    def __getitem__(self, frame_idx: int) -> Any:
-        return self.to_tensor(self._rgb(int(frame_idx)))
-
-    def _rgb(self, idx: int) -> np.ndarray:
-        if self._plan is not None and idx == self._plan_next:
-            got = next(self._plan, None)
-            if got is not None and got[0] == idx:
-                self._plan_next = idx + self._plan_step
-                return got[1]
-            self._plan = self._plan_next = None
-        return self.source.read(idx)
-
-    def to_tensor(self, rgb: np.ndarray) -> Any:
-        from PIL import Image
-
-        torch = self._torch
-        resized = np.array(Image.fromarray(rgb).resize((self.image_size, self.image_size)))
-        image = torch.from_numpy(resized / 255.0).permute(2, 0, 1).float()
-        image -= self._mean
-        image /= self._std
-        return image
-
-    def close(self) -> None:
-        self._plan = None
+    def __init__(self, source: Any, image_size: int) -> None:
+        super().__init__(source, image_size, "cpu", threads=1)

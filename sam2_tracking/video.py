@@ -321,14 +321,17 @@ class VideoFileSource(FrameSource):
                 cached = self._cache.get(idx)
                 if cached is not None:
                     frames[idx] = cached
-            if len(frames) < end - begin + 1:
+            missing = [idx for idx in range(begin, end + 1) if idx not in frames]
+            if missing:
+                # Decode only up to the last frame the cache lacks (the cache often holds the block's tail).
+                stop_at = missing[-1]
                 self._seek(begin)
                 for frame_idx, frame in self._decode_onward(rgb=False):
-                    if frame_idx > end:
+                    if frame_idx > stop_at:
                         break
                     if frame_idx >= begin and frame_idx not in frames:
                         frames[frame_idx] = frame
-                    if frame_idx == end:
+                    if frame_idx == stop_at:
                         break
             for idx in range(end, begin - 1, -1):
                 if idx not in frames:

@@ -105,7 +105,7 @@ def as_arrays(batches: list[list[FrameMask]], n_objects: int) -> dict[int, np.nd
             assert len({fm.frame_idx for fm in group}) == 1
             frame_idx = group[0].frame_idx
             assert frame_idx not in out, f"frame {frame_idx} reported twice"
-            out[frame_idx] = np.stack([fm.mask if fm.present else np.zeros((H, W), bool) for fm in group])
+            out[frame_idx] = np.stack([fm.mask_array() if fm.present else np.zeros((H, W), bool) for fm in group])
     return out
 
 
@@ -125,10 +125,12 @@ def check_batches(batches, objects, batch_size: int) -> None:
         for fm in batch:
             assert fm.present == (fm.score > 0)
             if fm.present:
-                assert fm.mask.dtype == bool and fm.mask.shape == (H, W)
-                assert fm.box == mask_to_box(fm.mask)
+                assert fm.mask is None and fm.rle["size"] == [H, W]  # masks leave the tracker as RLE
+                mask = fm.mask_array()
+                assert mask.dtype == bool and mask.shape == (H, W)
+                assert fm.box == mask_to_box(mask)
             else:
-                assert fm.mask is None and fm.box is None
+                assert fm.mask is None and fm.rle is None and fm.box is None
 
 
 EQUALITY_CASES = {
@@ -167,20 +169,24 @@ def test_masks_identical_to_stock(predictor, clip_dir: Path, case: str) -> None:
         assert len(stock) == len(as_arrays(batches, len(objects)))  # the start frame once
 
 
-@pytest.mark.slow
-def test_mp4_source_matches_stock_on_the_same_decoded_frames(predictor, tmp_path: Path) -> None:
+def write_mp4(video: Path, frames: int, gop: int) -> Path:
     import av
 
-    video = tmp_path / "clip.mp4"
     with av.open(str(video), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"g": "6", "bf": "2"}
-        for i in range(24):
+        stream.options = {"g": str(gop), "bf": "2"}
+        for i in range(frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(clip_frame(i), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return video
+
+
+@pytest.mark.slow
+def test_mp4_source_matches_stock_on_the_same_decoded_frames(predictor, tmp_path: Path) -> None:
+    video = write_mp4(tmp_path / "clip.mp4", 24, gop=6)
     lossless = tmp_path / "frames"
     lossless.mkdir()
     with open_video(video) as source:
@@ -327,3 +333,32 @@ def test_ten_jobs_leave_memory_flat(predictor, clip_dir: Path) -> None:
     after_one = job()
     after_ten = [job() for _ in range(9)][-1]
     assert after_ten - after_one < 25 * 2**20, f"memory grew {(after_ten - after_one) / 2**20:.1f} MiB over 9 jobs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["forward", "backward", "both"])
+def test_each_frame_decoded_about_once_with_previews(predictor, tmp_path: Path, direction: str) -> None:
+    """The feeder decodes ahead in the order SAM2 asks (never the seeded start frame), backward in GOP blocks, and
+    previews get the frame already decoded: decoder output per tracked frame stays <= 1.1. The cache holds only four
+    frames, as a 1080p job's byte-bounded cache holds ten."""
+    from sam2_tracking.tracker import track_objects
+
+    video = write_mp4(tmp_path / "clip.mp4", N, gop=8)
+    start = {"forward": 0, "backward": N - 1, "both": N // 2}[direction]
+    objects = [ObjectSeeds(1, (Seed(start, box=Box(*SHAPES[1])),)), ObjectSeeds(2, (Seed(start, box=Box(*SHAPES[2])),))]
+    wanted = set(range(0, N, 5)) | {start, N - 1}
+    previews: dict[int, tuple[np.ndarray, list[FrameMask]]] = {}
+    with open_video(video, cache_bytes=4 * W * H * 3) as frames:
+        batches = list(track_objects(
+            predictor, frames, objects, start, None, Direction(direction), 10, feeder_threads=2,
+            preview_frames=wanted, on_preview=lambda idx, rgb, results: previews.__setitem__(idx, (rgb, results)),
+        ))
+        decoded = frames.decoded_frames
+    tracked = [fm.frame_idx for batch in batches for fm in batch[:: len(objects)]]
+    assert len(tracked) == len(set(tracked)) == N
+    assert decoded / N <= 1.1, f"{decoded} decodes for {N} frames"
+    assert set(previews) == wanted
+    with open_video(video) as reference:
+        for idx, (rgb, results) in previews.items():
+            assert np.array_equal(rgb, reference.read(idx)), f"preview frame {idx}"
+            assert [(r.frame_idx, r.track_id) for r in results] == [(idx, 1), (idx, 2)]
