@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+import uuid
 from pathlib import Path
 
 from sam2_tracking.settings import Settings
@@ -21,6 +22,7 @@ PROGRESS_WRITE_INTERVAL_S = 0.5
 CANCEL_CHECK_INTERVAL_S = 0.5
 UPLOADED = "upload"  # the config / checkpoint_url of a model installed from uploaded files
 _CANCEL_KEY = "model_download_cancel:"
+CANCEL_QUEUED_NOTE = "cancel requested: a worker skips this download when it picks it up"
 
 
 def ensure_default_models(store) -> None:
@@ -45,9 +47,16 @@ def download_limits(settings: Settings):
 
 
 def request_download_cancel(store, name: str) -> None:
-    """Ask the consumer downloading `name` to stop within a chunk (1 MB); the model in use, if any, stays."""
-    store.get_model(name)  # NotFound for a name the catalogue does not list
-    store.set_setting(_CANCEL_KEY + name, True)
+    """Ask the consumer downloading `name` to stop within a chunk (1 MB), or to skip a queued download when it picks
+    it up; the model in use, if any, stays.
+
+    Each request writes a new token: a running download stops when the token differs from the one it saw when it
+    started, so a request aimed at a download that had already ended can never stop a later one (and no clocks of
+    different machines are compared). A queued one is marked on the model itself, which queuing clears."""
+    record = store.get_model(name)  # NotFound for a name the catalogue does not list
+    if record.status == "queued":
+        store.update_model(name, error=CANCEL_QUEUED_NOTE)
+    store.set_setting(_CANCEL_KEY + name, uuid.uuid4().hex)
 
 
 def run_model_download(settings: Settings, store, name: str, force: bool = False) -> str:
@@ -57,11 +66,12 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
     or is cancelled, the version already on disk stays in use and the model stays "ready"."""
     from sam2_tracking.models import DownloadCancelled, ModelEntry, ModelError, download_model, model_status
 
+    token_at_start = store.get_setting(_CANCEL_KEY + name, None)  # read first: a later request changes it
     record = store.get_model(name)  # NotFound if an admin removed it while the download waited in the queue
     if record.config == UPLOADED or record.checkpoint_url == UPLOADED:
-        raise_error = ModelError(f"{name} was installed from uploaded files: upload them again to replace it")
-        _settle(settings, store, name, error=str(raise_error))
-        raise raise_error
+        refusal = ModelError(f"{name} was installed from uploaded files: upload them again to replace it")
+        _settle(settings, store, name, error=str(refusal))
+        raise refusal
     entry = ModelEntry(
         name=record.name,
         config=record.config,
@@ -70,7 +80,9 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         sha256=record.sha256 if record.is_default else None,
         is_default=record.is_default,
     )
-    store.set_setting(_CANCEL_KEY + name, False)
+    if record.status == "queued" and record.error == CANCEL_QUEUED_NOTE:
+        _settle(settings, store, name, error="download cancelled by an admin", status_if_missing="absent")
+        return "cancelled"
     last_write = [0.0]
     last_cancel_check = [0.0]
 
@@ -86,7 +98,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         if now - last_cancel_check[0] < CANCEL_CHECK_INTERVAL_S:
             return False
         last_cancel_check[0] = now
-        return bool(store.get_setting(_CANCEL_KEY + name, False))
+        return store.get_setting(_CANCEL_KEY + name, None) != token_at_start
 
     store.update_model(name, status="downloading", progress_bytes=0, error=None)
     try:
@@ -99,8 +111,6 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         _settle(settings, store, name, error=str(exc) if isinstance(exc, ModelError) else
                 f"{type(exc).__name__}: {exc}")
         raise
-    finally:
-        store.set_setting(_CANCEL_KEY + name, False)
     manifest = model_status(settings.model_dir, name) or {}
     store.update_model(
         name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),

@@ -544,7 +544,11 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
         shutil.copy(test_model_dir / name, file_server.root / name)
     store.upsert_model("test_model", file_server.url + "/config.yaml", file_server.url + "/checkpoint.pt",
                        is_default=False, status="queued")
-    assert run_model_download(settings, store, "test_model") == "ready"
+    request_download_cancel(store, "test_model")  # while queued: the worker skips it
+    assert run_model_download(settings, store, "test_model") == "cancelled"
+    assert store.get_model("test_model").status == "absent" and file_server.requests_seen == []
+    store.update_model("test_model", status="queued", error=None)  # queued again, as the Admin tab does
+    assert run_model_download(settings, store, "test_model") == "ready"  # the earlier request does not stop it
     ready = store.get_model("test_model")
     assert ready.status == "ready" and ready.size == (test_model_dir / "checkpoint.pt").stat().st_size
 
