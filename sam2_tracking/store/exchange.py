@@ -12,11 +12,11 @@ from .jobs import refuse_replace_during_jobs
 from .records import EditError, RevisionConflict
 from .rows import (
     FEATURE_COLUMNS,
+    FEATURE_PLACEHOLDERS,
     TRACK_SELECT,
     attributes_json,
     feature_from_row,
     feature_values,
-    put_feature_row,
     track_from_row,
 )
 
@@ -57,6 +57,14 @@ class ExchangeMixin:
         written, and a failure names the track and frame: then the store is unchanged. replace_existing deletes the
         dataset's tracks first. Imported features count as people's work (no job), keeping their keyframe flags.
         """
+        # Encode every row before taking the write lock, so the transaction is SQL only and other processes (the
+        # consumers' heartbeats and batch commits) wait on it for as short a time as possible.
+        prepared = []
+        for track in annotations.tracks:
+            pairs = [[str(label), float(score)] for label, score in track.confidence_pairs] or [["object", 1.0]]
+            rows = [feature_values(replace(feature, job_id=None))[1:] for feature in track.features]
+            prepared.append((track.track_id, json.dumps(pairs), attributes_json(track.attributes,
+                                                                                 f"track {track.track_id}"), rows))
         with self._write() as conn:
             dataset = _dataset_row(conn, dataset_id)
             if base_revision is not None and base_revision != dataset.revision:
@@ -66,16 +74,16 @@ class ExchangeMixin:
                 refuse_replace_during_jobs(conn, dataset_id)
                 conn.execute("DELETE FROM tracks WHERE dataset_id = ?", (dataset_id,))
             mapping: dict[int, int] = {}
-            for track in annotations.tracks:
-                where = f"track {track.track_id}"
-                pairs = [[str(label), float(score)] for label, score in track.confidence_pairs] or [["object", 1.0]]
+            for file_track_id, pairs_json, attributes, rows in prepared:
                 cur = conn.execute(
                     "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
-                    (dataset_id, json.dumps(pairs), attributes_json(track.attributes, where)),
+                    (dataset_id, pairs_json, attributes),
                 )
-                mapping[track.track_id] = cur.lastrowid
-                for feature in track.features:
-                    put_feature_row(conn, feature_values(replace(feature, track_id=cur.lastrowid, job_id=None)))
+                mapping[file_track_id] = track_id = cur.lastrowid
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS})",
+                    [(track_id, *row) for row in rows],
+                )
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset_id,))
         return mapping
 
