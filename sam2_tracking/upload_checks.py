@@ -84,7 +84,7 @@ def check_zip_archive(path: str | Path, max_members: int, max_bytes: int) -> Non
 def check_image_sequence(path: str | Path, max_pixels: int) -> tuple[int, int]:
     """Read every frame's header (never its pixels) in a zip or folder of JPEG/PNG frames: each must be a PNG or
     JPEG within max_pixels, all of one size. Returns (width, height)."""
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     archive = zipfile.ZipFile(path) if not path.is_dir() else None
@@ -106,6 +106,8 @@ def check_image_sequence(path: str | Path, max_pixels: int) -> tuple[int, int]:
                     f"{path.name}: {name} is larger than the limit of {max_pixels:,} pixels a frame "
                     f"(setting SAM2T_MAX_FRAME_PIXELS; {exc})"
                 ) from exc
+            except UnidentifiedImageError as exc:  # its text names Python objects, not the problem
+                raise UploadError(f"{path.name}: {name} is not a PNG or JPEG image") from exc
             except (OSError, EOFError, zipfile.BadZipFile, ValueError, SyntaxError) as exc:
                 raise UploadError(f"{path.name}: {name} is not a readable PNG or JPEG image ({exc})") from exc
             check_frame_size(size[0], size[1], max_pixels, f"{path.name}: {name}")
@@ -131,7 +133,9 @@ def check_video_header(path: str | Path, max_pixels: int) -> tuple[int, int]:
     try:
         container = av.open(str(path), stream_options=[{"max_pixels": str(max_pixels)}])
     except av.error.FFmpegError as exc:
-        raise UploadError(f"{path.name} is not a video FFmpeg can read, or it is truncated ({exc})") from exc
+        # strerror only: the full text repeats the server's temporary path of the upload.
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise UploadError(f"{path.name} is not a video FFmpeg can read, or it is truncated ({reason})") from exc
     try:
         if not container.streams.video:
             raise UploadError(f"{path.name} has no video stream (is it an audio file?)")
@@ -170,4 +174,7 @@ def _is_frame_name(name: str) -> bool:
 
 
 def _mb(size: int) -> str:
-    return f"{size / 1024**2:,.1f} MB"
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:,.1f} {unit}"
+    return f"{size} bytes"
