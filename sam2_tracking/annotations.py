@@ -60,8 +60,8 @@ class Feature:
 class TrackData:
     """One track and its features in frame order. track_id is the id in the file (or the store, on export).
 
-    masks_elsewhere: frames the file marks as masked (DIVE `hasMask`) whose masks it does not carry (they travel
-    in the mask zip); kept so DIVE JSON -> DIVE JSON keeps `hasMask`.
+    masks_elsewhere: {frame: DIVE bounds} of the frames the file marks as masked (DIVE `hasMask`) without carrying
+    the masks (they travel in the mask zip); kept so DIVE JSON -> DIVE JSON keeps `hasMask` and the mask's bounds.
     """
 
     track_id: int
@@ -69,7 +69,7 @@ class TrackData:
     features: tuple[Feature, ...] = ()
     attributes: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
-    masks_elsewhere: frozenset[int] = frozenset()
+    masks_elsewhere: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:

@@ -165,3 +165,17 @@ def test_frames_to_track():
     assert frames_to_track("backward", 3, 8, 150) == 4
     assert frames_to_track("both", 20, 8, 150) == 15
     assert frames_to_track("forward", 0, None, 150) == 150
+
+
+def test_convert_reports_what_it_drops(tmp_path, capsys):
+    from tests.test_interop_dive import dive_style_file
+
+    source = tmp_path / "dive_style.json"
+    source.write_text(json.dumps(dive_style_file()))
+    assert main(["convert", str(source), str(tmp_path / "out.json"), "--format", "dive"]) == 0
+    err = capsys.readouterr().err
+    assert "warning (not imported" in err and "Polygon geometry" in err and "head points" in err
+    # Nothing in it has a mask: a COCO file of it holds no annotation, and the person is told so.
+    assert main(["convert", str(source), str(tmp_path / "out.coco.json"), "--format", "coco", "--video",
+                 str(REPO_ROOT / "assets" / "sample_shapes.mp4")]) == 0
+    assert "holds 0 annotations" in capsys.readouterr().err

@@ -169,7 +169,7 @@ def test_dive_written_files_import_into_ours(annotations, tmp_path):
     run_reader("dive", "dive_reader.py", "viame-export", source, tmp_path / "dive.csv", "")
     from_csv = load_annotations(tmp_path / "dive.csv")
     assert {f.frame_idx: dive_bounds(f) for f in from_csv.tracks[0].features} == {
-        f.frame_idx: dive_bounds(f, f.frame_idx in track.masks_elsewhere) for f in track.features}
+        f.frame_idx: dive_bounds(f, track.masks_elsewhere.get(f.frame_idx)) for f in track.features}
     assert len(track.features) == 8
     # DIVE's CSV export of our own DIVE JSON reads back with the same boxes, labels and attributes.
     write_annotations(annotations, tmp_path / "ours.json", "dive")

@@ -38,6 +38,7 @@ from .model import (
     check_number,
     parse_bool,
     parse_id,
+    plain,
     read_json,
 )
 
@@ -96,9 +97,9 @@ def annotations_to_coco(annotations: AnnotationSet, video_name: str | None = Non
                 entry["score"] = sigmoid(feature.score)
                 entry["sam2_logit"] = feature.score
             if feature.clicks:
-                entry["sam2_clicks"] = [[c.x, c.y, int(c.positive)] for c in feature.clicks]
+                entry["sam2_clicks"] = [[plain(c.x), plain(c.y), int(c.positive)] for c in feature.clicks]
             if feature.box is not None and feature.box != box:
-                entry["sam2_box"] = feature.box.as_list()
+                entry["sam2_box"] = [plain(v) for v in feature.box.as_list()]
             coco_annotations.append(entry)
     return {
         "info": {"description": f"SAM2 mask tracks of {name}"},

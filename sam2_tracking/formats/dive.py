@@ -35,6 +35,7 @@ from .model import (
     parse_bool,
     parse_id,
     parse_int_key,
+    plain,
     read_json,
 )
 
@@ -48,7 +49,7 @@ def annotations_to_dive(annotations: AnnotationSet) -> dict:
         present = track.present_features
         features, boxes = [], {}
         for feature in present:
-            out, own_box = _feature_to_dive(feature, feature.frame_idx in track.masks_elsewhere)
+            out, own_box = _feature_to_dive(feature, track.masks_elsewhere.get(feature.frame_idx))
             features.append(out)
             if own_box is not False:
                 boxes[str(feature.frame_idx)] = own_box
@@ -72,17 +73,18 @@ def annotations_to_dive(annotations: AnnotationSet) -> dict:
     return {"version": DIVE_VERSION, "tracks": tracks, "groups": dict(annotations.groups)}
 
 
-def dive_bounds(feature: Feature, mask_elsewhere: bool = False) -> list[int] | None:
-    """Integer DIVE bounds: the mask's box with inclusive x2/y2 (DIVE-DSA), else the box widened to whole pixels
-    (inclusive too when the mask travels elsewhere), else the clicks' extent; None for a feature with none."""
+def dive_bounds(feature: Feature, mask_bounds=None) -> list[int] | None:
+    """Integer DIVE bounds: the mask's box with inclusive x2/y2 (DIVE-DSA) (mask_bounds: those read from a file
+    whose mask travels elsewhere), else the box widened to whole pixels, else the clicks' extent; None for none."""
     if feature.rle is not None:
         box = rle_to_box(feature.rle)
         if box is not None:
             return [int(box.x1), int(box.y1), int(box.x2) - 1, int(box.y2) - 1]
+    if mask_bounds:
+        return [int(v) for v in mask_bounds]
     if feature.box is not None:
         b = feature.box
-        inclusive = 1 if mask_elsewhere else 0
-        return [math.floor(b.x1), math.floor(b.y1), math.ceil(b.x2) - inclusive, math.ceil(b.y2) - inclusive]
+        return [math.floor(b.x1), math.floor(b.y1), math.ceil(b.x2), math.ceil(b.y2)]
     if feature.clicks:
         xs, ys = [c.x for c in feature.clicks], [c.y for c in feature.clicks]
         return [math.floor(min(xs)), math.floor(min(ys)), math.ceil(max(xs)), math.ceil(max(ys))]
@@ -100,10 +102,11 @@ def box_from_bounds(bounds: list[int], has_mask: bool) -> Box | None:
         return None
 
 
-def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list | bool]:
-    """(DIVE feature, the feature's own box for meta boxes, or False when the bounds rebuild it exactly)."""
-    bounds = dive_bounds(feature, mask_elsewhere) or [0, 0, 0, 0]
-    has_mask = feature.rle is not None or mask_elsewhere
+def _feature_to_dive(feature: Feature, mask_bounds) -> tuple[dict, list | bool]:
+    """(DIVE feature, the feature's own box for meta boxes, or False when the bounds rebuild it exactly).
+    mask_bounds: the bounds of a mask that travels elsewhere (the mask zip), None if the feature has no such mask."""
+    bounds = dive_bounds(feature, mask_bounds) or [0, 0, 0, 0]
+    has_mask = feature.rle is not None or mask_bounds is not None
     out: dict = {"frame": feature.frame_idx, "bounds": bounds, "keyframe": True}
     if has_mask:
         out["hasMask"] = True
@@ -112,7 +115,7 @@ def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list
         out["geometry"] = {
             "type": "FeatureCollection",
             "features": [
-                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [c.x, c.y]},
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [plain(c.x), plain(c.y)]},
                  "properties": {"key": "click", "positive": c.positive}}
                 for c in feature.clicks
             ],
@@ -121,7 +124,7 @@ def _feature_to_dive(feature: Feature, mask_elsewhere: bool) -> tuple[dict, list
     own = feature.box
     if own == rebuilt:
         return out, False
-    return out, [] if own is None else own.as_list()
+    return out, [] if own is None else [plain(v) for v in own.as_list()]
 
 
 def dive_to_annotations(data: dict) -> AnnotationSet:
@@ -168,14 +171,14 @@ def _track_from_dive(key: str, raw, dropped: Dropped) -> TrackData:
     raw_features.sort(key=lambda pair: pair[0].frame_idx)
     features: dict[int, Feature] = {}
     interpolated: set[int] = set()  # frames filled in between keyframes; a real feature there wins
-    masks_elsewhere = set()
+    masks_elsewhere = {}
     for number, (feature, has_mask, interpolate, bounds) in enumerate(raw_features):
         if feature.frame_idx in features and feature.frame_idx not in interpolated:
             raise FormatError(f"{where}, frame {feature.frame_idx}: two features on the same frame")
         interpolated.discard(feature.frame_idx)
         features[feature.frame_idx] = feature
         if has_mask:
-            masks_elsewhere.add(feature.frame_idx)
+            masks_elsewhere[feature.frame_idx] = tuple(int(v) for v in bounds) if bounds is not None else ()
         if interpolate and number + 1 < len(raw_features):
             following, *_, next_bounds = raw_features[number + 1]
             for between in _interpolate(track_id, feature.frame_idx, bounds, following.frame_idx, next_bounds):
@@ -191,7 +194,7 @@ def _track_from_dive(key: str, raw, dropped: Dropped) -> TrackData:
         if name in raw:
             check_number(raw[name], f"{where} '{name}'", integer=True, minimum=0)
     ordered = tuple(features[f] for f in sorted(features))
-    return TrackData(track_id, tuple(pairs), ordered, dict(attributes), meta, frozenset(masks_elsewhere))
+    return TrackData(track_id, tuple(pairs), ordered, dict(attributes), meta, masks_elsewhere)
 
 
 def _interpolate(track_id: int, frame_a: int, bounds_a, frame_b: int, bounds_b) -> list[Feature]:

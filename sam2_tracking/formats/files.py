@@ -80,7 +80,7 @@ def _load(path, fmt: str, frame_size, limits: ImportLimits) -> AnnotationSet:
     if fmt == "viame":
         from .viame import load_viame_csv
 
-        return load_viame_csv(path)
+        return load_viame_csv(path, frame_size)
     raise FormatError(f"cannot import {fmt!r} files; importable formats: {', '.join(IMPORT_FORMATS)}")
 
 

@@ -180,7 +180,8 @@ def _attach_masks(track: TrackData, masks: dict[tuple[int, int], dict], dropped:
     for feature in track.features:
         rle = masks.get((track.track_id, feature.frame_idx))
         features.append(replace(feature, rle=rle) if rle is not None else feature)
-    missing = {frame for frame in track.masks_elsewhere if (track.track_id, frame) not in masks}
+    missing = {frame: bounds for frame, bounds in track.masks_elsewhere.items()
+               if (track.track_id, frame) not in masks}
     if missing:
         dropped.add(f"masks that {TRACK_JSON_NAME} marks hasMask but the zip lacks", track.track_id, len(missing))
     for (track_id, frame_idx) in masks:
@@ -188,7 +189,7 @@ def _attach_masks(track: TrackData, masks: dict[tuple[int, int], dict], dropped:
             raise FormatError(
                 f"track {track_id}, frame {frame_idx}: the zip has a mask but {TRACK_JSON_NAME} has no feature there"
             )
-    return replace(track, features=tuple(features), masks_elsewhere=frozenset(missing))
+    return replace(track, features=tuple(features), masks_elsewhere=missing)
 
 
 def read_zip_safely(
@@ -269,5 +270,9 @@ def write_mask_zip(annotations: AnnotationSet, path: str | os.PathLike, png: boo
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, data in files.items():
             # PNGs are compressed already; deflating them again only costs time.
-            archive.writestr(name, data, compress_type=zipfile.ZIP_STORED if name.endswith(".png") else None)
+            # A fixed timestamp: the same annotations give the same bytes (round trips compare files exactly).
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".png") else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
     return path

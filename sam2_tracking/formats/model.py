@@ -89,6 +89,12 @@ class Dropped:
         return tuple(out)
 
 
+def plain(value: float) -> int | float:
+    """A coordinate as JSON should show it: 12, not 12.0 (so a file read and written again is the same bytes)."""
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
 def parse_bool(value, where: str) -> bool:
     """JSON booleans, and the strings DIVE's server turns them into ("True", "false", ...)."""
     if isinstance(value, bool):

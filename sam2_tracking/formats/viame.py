@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..masks import mask_to_box
+from ..masks import mask_to_box, mask_to_rle
 from .model import AnnotationSet, Dropped, FormatError, TrackData, parse_int_key
 
 HEADER = [
@@ -209,7 +209,7 @@ def annotations_to_viame_csv(annotations: AnnotationSet, video_name: str | None 
         pairs = sorted(track.confidence_pairs or (("object", 1.0),), key=lambda pair: -pair[1])
         first_row = True
         for feature in track.present_features:
-            bounds = dive_bounds(feature, feature.frame_idx in track.masks_elsewhere)
+            bounds = dive_bounds(feature, track.masks_elsewhere.get(feature.frame_idx))
             if bounds is None:
                 continue
             frame = feature.frame_idx
@@ -256,9 +256,10 @@ def _typed(value: str):
     return number if math.isfinite(number) and str(number) == value else value
 
 
-def viame_csv_to_annotations(text: str) -> AnnotationSet:
-    """Read VIAME CSV: boxes, labels and confidences, attributes, fps. Polygons are outlines, not masks, and
-    keypoints have no place in the app: both are reported, not kept."""
+def viame_csv_to_annotations(text: str, frame_size: tuple[int, int] | None = None) -> AnnotationSet:
+    """Read VIAME CSV: boxes, labels and confidences, attributes, fps, and masks from the (poly)/(hole) columns
+    when the frame size is known (filled with their outlines, which gives back the mask the writer traced).
+    Polygons without a frame size and keypoints are reported, not kept."""
     from ..annotations import Feature
     from .dive import box_from_bounds
 
@@ -290,7 +291,7 @@ def viame_csv_to_annotations(text: str) -> AnnotationSet:
             raise FormatError(f"{where}: {exc}") from None
         if not all(math.isfinite(v) for v in [*bounds, confidence]):
             raise FormatError(f"{where}: box and confidence must be finite numbers")
-        pairs, attributes, track_attributes = [], {}, {}
+        pairs, attributes, track_attributes, polygons = [], {}, {}, []
         column = 9
         while column + 1 < len(row) and row[column] and not row[column].startswith("("):
             try:
@@ -304,7 +305,10 @@ def viame_csv_to_annotations(text: str) -> AnnotationSet:
                 key, _, value = rest.partition(" ")
                 (attributes if kind == "(atr)" else track_attributes)[key] = _typed(value)
             elif kind in ("(poly)", "(hole)"):
-                dropped.add("polygons (outlines, not masks: import the mask zip or COCO for masks)", track_id)
+                if frame_size is None:
+                    dropped.add("polygons (no frame size to fill them in: give the video)", track_id)
+                else:
+                    polygons.append((kind == "(poly)", _polygon(rest, frame_size, where)))
             elif kind == "(kp)":
                 dropped.add("keypoints (the app has no place for them)", track_id)
             elif cell.strip():
@@ -320,7 +324,11 @@ def viame_csv_to_annotations(text: str) -> AnnotationSet:
         track["attributes"].update(track_attributes)
         if frame in track["features"]:
             raise FormatError(f"{where}: track {track_id} has two rows for frame {frame}")
-        track["features"][frame] = Feature(track_id=track_id, frame_idx=frame, box=box, keyframe=True,
+        rle = None
+        if polygons:
+            rle = mask_to_rle(_fill(polygons, frame_size))
+            box = box_from_bounds(bounds, has_mask=True)  # bounds of a mask are inclusive
+        track["features"][frame] = Feature(track_id=track_id, frame_idx=frame, box=box, rle=rle, keyframe=True,
                                            attributes=attributes)
     out = [
         TrackData(track_id, tuple(t["pairs"]), tuple(t["features"][f] for f in sorted(t["features"])),
@@ -328,12 +336,46 @@ def viame_csv_to_annotations(text: str) -> AnnotationSet:
         for track_id, t in sorted(tracks.items())
     ]
     frame_names = tuple(names.get(i, "") for i in range(max(names) + 1)) if names else ()
-    return AnnotationSet(tuple(out), fps=fps, frame_names=frame_names, warnings=dropped.warnings())
+    height, width = frame_size if frame_size else (None, None)
+    return AnnotationSet(tuple(out), width=width, height=height, fps=fps, frame_names=frame_names,
+                         warnings=dropped.warnings())
 
 
-def load_viame_csv(path: str | os.PathLike) -> AnnotationSet:
+def _polygon(text: str, frame_size: tuple[int, int], where: str) -> list[tuple[float, float]]:
+    try:
+        values = [float(v) for v in text.split()]
+    except ValueError:
+        raise FormatError(f"{where}: a polygon holds something that is not a number") from None
+    height, width = frame_size
+    if len(values) < 2 or len(values) % 2 or not all(
+        math.isfinite(v) and -4 * max(width, height) <= v <= 5 * max(width, height) for v in values
+    ):
+        raise FormatError(f"{where}: a polygon needs x y pairs of finite numbers near the {width}x{height} frame")
+    return list(zip(values[::2], values[1::2], strict=True))
+
+
+def _fill(polygons: list[tuple[bool, list]], frame_size: tuple[int, int]) -> np.ndarray:
+    """Parts filled, then holes cleared, each with its outline: the writer traces boundary pixel centres, so the
+    outline pixels belong to the part (or to the hole)."""
+    from PIL import Image, ImageDraw
+
+    height, width = frame_size
+    image = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(image)
+    for positive in (True, False):
+        for part, points in polygons:
+            if part == positive:
+                value = 255 if positive else 0
+                if len(points) > 2:
+                    draw.polygon(points, fill=value, outline=value)
+                else:
+                    draw.line(points + points[:1], fill=value)
+    return np.asarray(image) > 127
+
+
+def load_viame_csv(path: str | os.PathLike, frame_size: tuple[int, int] | None = None) -> AnnotationSet:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"{path} is not UTF-8 text: {exc}") from exc
-    return viame_csv_to_annotations(text)
+    return viame_csv_to_annotations(text, frame_size)
