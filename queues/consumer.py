@@ -19,6 +19,7 @@ from huey.consumer import Consumer
 from queues.catalogue import reset_stale_downloads
 from queues.config import backend_label, get_store
 from queues.dispatch import requeue_dead_workers_jobs
+from queues.preview import start_preview_consumer
 from queues.tasks import huey_for
 from queues.worker import Heartbeat, describe_device, register_identity
 from sam2_tracking.settings import Settings, load_settings
@@ -53,6 +54,8 @@ def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str
     heartbeat = Heartbeat(store, [identity], functools.partial(requeue_dead_workers_jobs, settings, store))
     heartbeat.beat_once()
     heartbeat.start()
+    # Seed previews have their own small queue and thread here, sharing the model, never behind a job.
+    start_preview_consumer(settings, queue)
     return consumer, heartbeat, identity
 
 
