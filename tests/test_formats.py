@@ -284,3 +284,31 @@ def test_zero_annotations_are_reported(tmp_path):
     only_box = AnnotationSet((TrackData(1, (("fish", 1.0),), (Feature(1, 0, box=Box(1, 1, 5, 5)),)),), W, H, 3)
     assert any("0 annotations" in n for n in export_notes(only_box, "coco"))
     assert export_notes(only_box, "dive") == []
+
+
+def test_mask_zip_as_dive_dsa_sam2_writes_it(tmp_path):
+    """DIVE-DSA's SAM2 task: string track ids, hasMask features, RLE entries with a file_name and a size of PIL's
+    image.size ([width, height]), greyscale PNGs."""
+    import io
+
+    from PIL import Image
+
+    mask = blob(4, 0)
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    ys, xs = np.nonzero(mask)
+    track = {"id": "1", "begin": 4, "end": 5, "confidencePairs": [["fish", 1.0]], "attributes": {}, "meta": {},
+             "features": [{"frame": 4, "bounds": [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())],
+                           "keyframe": True, "hasMask": True},
+                          {"frame": 5, "bounds": [1, 1, 4, 4], "keyframe": True, "hasMask": True}]}
+    png = io.BytesIO()
+    Image.fromarray((blob(5, 0) * 255).astype(np.uint8), "L").save(png, format="PNG")
+    path = tmp_path / "dive_dsa.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("masks/TrackJSON.json", json.dumps({"version": 2, "tracks": {"1": track}, "groups": {}}))
+        archive.writestr("masks/RLE_MASKS.json", json.dumps({"1": {"4": {
+            "file_name": "masks/1/4.png", "rle": {"size": [W, H], "counts": rle["counts"].decode()}}}}))
+        archive.writestr("masks/1/5.png", png.getvalue())
+    annotations = load_annotations(path, frame_size=(H, W))
+    [read] = annotations.tracks
+    assert np.array_equal(read.features[0].mask, mask) and np.array_equal(read.features[1].mask, blob(5, 0))
+    assert any("[width, height]" in w for w in annotations.warnings)

@@ -271,9 +271,15 @@ def _feature_from_dive(track_id: int, raw, track_where: str, app: dict, dropped:
                        ("flick", "flick timestamps")):
         if raw.get(name) is not None:
             dropped.add(f"{what} (the app has no place for them)", track_id)
+    for name in raw.keys() - _FEATURE_KEYS:
+        dropped.add(f"feature field {str(name)[:40]!r} (not part of DIVE JSON)", track_id)
     feature = Feature(track_id=track_id, frame_idx=frame, box=box, keyframe=keyframe, clicks=clicks,
                       attributes=dict(attributes), present=True, score=app["scores"].get(frame))
     return feature, has_mask, interpolate, values
+
+
+_FEATURE_KEYS = {"frame", "bounds", "keyframe", "interpolate", "hasMask", "attributes", "geometry", "head", "tail",
+                 "fishLength", "flick"}
 
 
 def _clicks_from_geometry(geometry, where: str, track_id: int, dropped: Dropped) -> tuple[Click, ...]:

@@ -22,7 +22,7 @@ from ..annotations import Feature
 from ..masks import check_rle, mask_to_rle, rle_to_box, rle_to_mask
 from .dive import annotations_to_dive, dive_to_annotations
 from .limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
-from .model import AnnotationSet, Dropped, FormatError, TrackData, check_dict, parse_int_key
+from .model import AnnotationSet, Dropped, FormatError, TrackData, check_dict, json_error_text, parse_int_key
 
 PREFIX = "masks/"
 RLE_NAME = "masks/RLE_MASKS.json"
@@ -85,7 +85,7 @@ def mask_files_to_annotations(files: dict[str, bytes], frame_size: tuple[int, in
 
     frame_size: the video's (height, width) when known: every RLE size and PNG header is checked against it (and
     against limits.max_frame_pixels) before it is decoded."""
-    rle_masks = _read_rle_json(files[RLE_NAME], frame_size, limits) if RLE_NAME in files else {}
+    rle_masks, notes = _read_rle_json(files[RLE_NAME], frame_size, limits) if RLE_NAME in files else ({}, ())
     pngs: dict[tuple[int, int], str] = {}
     for name in files:
         if name in (RLE_NAME, TRACK_JSON_NAME):
@@ -131,18 +131,19 @@ def mask_files_to_annotations(files: dict[str, bytes], frame_size: tuple[int, in
     size = next(iter(masks.values()))["size"] if masks else None
     return AnnotationSet(
         tuple(tracks), width=None if size is None else size[1], height=None if size is None else size[0],
-        groups=groups, warnings=warnings + dropped.warnings(),
+        groups=groups, warnings=tuple(notes) + warnings + dropped.warnings(),
     )
 
 
 def _read_rle_json(data: bytes, frame_size: tuple[int, int] | None, limits: ImportLimits
-                   ) -> dict[tuple[int, int], dict]:
+                   ) -> tuple[dict[tuple[int, int], dict], tuple[str, ...]]:
+    """{(track, frame): canonical RLE}, and notes on what was read differently from what the file said."""
     try:
         raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{RLE_NAME} is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormatError(f"{RLE_NAME} is not valid JSON: {json_error_text(exc)}") from None
     check_dict(raw, RLE_NAME)
-    out = {}
+    out, swapped = {}, []
     for track_key, frames in raw.items():
         track_id = parse_int_key(track_key, f"{RLE_NAME}: track")
         check_dict(frames, f"{RLE_NAME}: track {track_key}")
@@ -151,15 +152,27 @@ def _read_rle_json(data: bytes, frame_size: tuple[int, int] | None, limits: Impo
             where = f"{RLE_NAME}: track {track_id}, frame {frame_idx}"
             if not isinstance(entry, dict) or not isinstance(entry.get("rle"), dict):
                 raise FormatError(f"{where}: expected {{\"rle\": {{\"size\": [h, w], \"counts\": ...}}}}")
+            rle = entry["rle"]
+            size = rle.get("size")
+            if (frame_size is not None and frame_size[0] != frame_size[1] and isinstance(size, list)
+                    and size == [frame_size[1], frame_size[0]]):
+                # DIVE-DSA's SAM2 writer (sam_tasks.py) stores PIL's image.size, [width, height]; its counts are
+                # for [height, width]. Read it as that, and say so.
+                rle = {**rle, "size": list(frame_size)}
+                swapped.append(f"track {track_id} frame {frame_idx}")
             try:
-                check_rle(entry["rle"], frame_size, limits.max_frame_pixels)
-                mask = rle_to_mask(entry["rle"], frame_size, limits.max_frame_pixels)
+                check_rle(rle, frame_size, limits.max_frame_pixels)
+                mask = rle_to_mask(rle, frame_size, limits.max_frame_pixels)
             except ValueError as exc:
                 raise FormatError(f"{where}: {exc}") from exc
             frame_size = frame_size or mask.shape  # later masks must match the first
             # Re-encode: stores one canonical string whatever the file held (list counts, odd but decodable strings).
             out[(track_id, frame_idx)] = mask_to_rle(mask)
-    return out
+    notes = ()
+    if swapped:
+        notes = (f"{RLE_NAME}: {len(swapped)} mask size(s) written as [width, height] (DIVE-DSA's SAM2 writer), read "
+                 f"as [height, width], e.g. {swapped[0]}",)
+    return out, notes
 
 
 def _check_same_size(masks: dict[tuple[int, int], dict]) -> None:
