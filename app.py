@@ -49,6 +49,8 @@ def main() -> int:
     # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
     os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per request from Gradio's own startup checks and clients is noise in a service log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     store = prepare(settings)
     consumers = start_embedded_consumers(settings)

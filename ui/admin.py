@@ -12,6 +12,7 @@ import gradio as gr
 from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
 from ui.auth import is_admin, require_admin
+from ui.errors import user_error
 from ui.views import jobs_rows, models_rows, workers_rows
 
 SAM2_OFF_MESSAGE = "stopped: an admin turned SAM2 off (the frames tracked so far are kept)"
@@ -48,9 +49,9 @@ def set_sam2_enabled(settings: Settings, store, enabled: bool, request: gr.Reque
 def set_tracking_enabled(settings: Settings, store, enabled: bool, request: gr.Request | None) -> str:
     require_admin(settings, request)
     if enabled and not store.get_setting(SAM2_ENABLED, False):
-        raise gr.Error("Turn on SAM2 support first.")
+        raise user_error("Turn on SAM2 support first.")
     if enabled and not any(m.status == "ready" for m in store.list_models()):
-        raise gr.Error("Download at least one model first: annotators need a model to track with.")
+        raise user_error("Download at least one model first: annotators need a model to track with.")
     store.set_setting(TRACKING_ENABLED, bool(enabled))
     return "Every annotator now sees the track button." if enabled else "The track button is hidden."
 
@@ -58,7 +59,7 @@ def set_tracking_enabled(settings: Settings, store, enabled: bool, request: gr.R
 def set_model_queue(settings: Settings, store, queue: str, request: gr.Request | None) -> str:
     require_admin(settings, request)
     if queue not in settings.queue_names:
-        raise gr.Error(f"Unknown queue {queue!r}.")
+        raise user_error(f"Unknown queue {queue!r}.")
     store.set_setting(MODEL_QUEUE, queue)
     return f"Model downloads go to the {queue} queue; its workers keep the models."
 
@@ -67,12 +68,12 @@ def download_model(settings: Settings, store, name: str, force: bool, request: g
     require_admin(settings, request)
     _require_sam2(store)
     if not name:
-        raise gr.Error("Choose a model first.")
+        raise user_error("Choose a model first.")
     queue = admin_state(settings, store)["model_queue"]
     try:
         warning = dispatch.enqueue_model_download(settings, store, name, queue, force=force)
     except (KeyError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     message = f"{'Re-downloading' if force else 'Downloading'} {name} on the {queue} queue."
     return message + (f" Warning: {warning}" if warning else "")
 
@@ -87,10 +88,10 @@ def add_custom_model(settings: Settings, store, name: str, config: str, checkpoi
     try:
         entry = custom_model_entry((name or "").strip(), (config or "").strip(), (checkpoint_url or "").strip())
     except ModelError as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     try:
         store.get_model(entry.name)
-        raise gr.Error(f"A model named {entry.name!r} exists already: remove it first or pick another name.")
+        raise user_error(f"A model named {entry.name!r} exists already: remove it first or pick another name.")
     except NotFound:
         pass
     store.upsert_model(entry.name, entry.config, entry.checkpoint_url, is_default=False, status="absent")
@@ -100,12 +101,12 @@ def add_custom_model(settings: Settings, store, name: str, config: str, checkpoi
 def remove_model(settings: Settings, store, name: str, request: gr.Request | None) -> str:
     require_admin(settings, request)
     if not name:
-        raise gr.Error("Choose a model first.")
+        raise user_error("Choose a model first.")
     queue = admin_state(settings, store)["model_queue"]
     try:
         warning = dispatch.enqueue_model_removal(settings, store, name, queue)
     except (KeyError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     return f"Removing {name} from the {queue} workers' model store." + (f" Warning: {warning}" if warning else "")
 
 
@@ -115,14 +116,14 @@ def cancel_model_download(settings: Settings, store, name: str, request: gr.Requ
 
     require_admin(settings, request)
     if not name:
-        raise gr.Error("Choose a model first.")
+        raise user_error("Choose a model first.")
     try:
         status = store.get_model(name).status
         if status not in ("queued", "downloading"):
-            raise gr.Error(f"{name} is {status}: there is no download to cancel.")
+            raise user_error(f"{name} is {status}: there is no download to cancel.")
         request_download_cancel(store, name)
     except NotFound as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     return f"Cancelling the download of {name}; a model already on disk stays in use."
 
 
@@ -134,16 +135,16 @@ def upload_model(settings: Settings, store, name: str, config_file: str | None, 
     require_admin(settings, request)
     _require_sam2(store)
     if not checkpoint_file:
-        raise gr.Error("Choose the checkpoint file (.pt) to upload.")
+        raise user_error("Choose the checkpoint file (.pt) to upload.")
     try:
         return install_uploaded_model(settings, store, (name or "").strip(), checkpoint_file, config_file or None)
     except (ValueError, OSError) as exc:  # ModelError is a ValueError; its text is written for the admin
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
 
 
 def _require_sam2(store) -> None:
     if not store.get_setting(SAM2_ENABLED, False):
-        raise gr.Error("Turn on SAM2 support first.")
+        raise user_error("Turn on SAM2 support first.")
 
 
 def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
@@ -179,12 +180,12 @@ def downloads_rows(downloads) -> list[list]:
 def cancel_any_job(settings: Settings, store, job_id, request: gr.Request | None) -> str:
     require_admin(settings, request)
     if job_id is None:
-        raise gr.Error("Type the number of the job to cancel.")
+        raise user_error("Type the number of the job to cancel.")
     caller = jobs_api.Caller.from_login(getattr(request, "username", None), is_admin=True)
     try:
         view = jobs_api.cancel_job_by_id(settings, store, caller, int(job_id))
     except jobs_api.JobAccessError as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
 
 

@@ -8,7 +8,6 @@ treats it as untrusted and checks its preconditions on the server.
 from __future__ import annotations
 
 import io
-import logging
 from pathlib import Path
 
 import gradio as gr
@@ -21,10 +20,9 @@ from sam2_tracking.types import ALLOWED_BATCH_SIZES, Direction, JobSpec
 from ui import viewer as vw
 from ui.admin import admin_state
 from ui.auth import is_admin
+from ui.errors import user_error
 from ui.frames import FrameCache
 from ui.views import format_eta, job_summary
-
-log = logging.getLogger("ui")
 
 
 def _whole_number(value, what: str) -> int:
@@ -75,21 +73,21 @@ class AnnotateHandlers:
 
     def _dataset(self, value: dict):
         if value["dataset"] is None:
-            raise gr.Error("Open a video first.")
+            raise user_error("Open a video first.")
         try:
             return self.store.get_dataset(value["dataset"]["id"])
         except NotFound:
-            raise gr.Error("This video was removed; open another one.") from None
+            raise user_error("This video was removed; open another one.") from None
 
     def _own_track(self, dataset, track_id: int | None) -> int:
         if track_id is None:
-            raise gr.Error("Select a track first (click it in the track list).")
+            raise user_error("Select a track first (click it in the track list).")
         try:
             track = self.store.get_track(int(track_id))
         except NotFound:
-            raise gr.Error(f"Track #{track_id} no longer exists.") from None
+            raise user_error(f"Track #{track_id} no longer exists.") from None
         if track.dataset_id != dataset.dataset_id:
-            raise gr.Error(f"Track #{track_id} belongs to another video.")
+            raise user_error(f"Track #{track_id} belongs to another video.")
         return track.track_id
 
     # ---- opening ------------------------------------------------------------------------------------------------
@@ -99,26 +97,25 @@ class AnnotateHandlers:
         if dataset_id is None:
             return value
         if vw.has_unsaved(value):
-            raise gr.Error("You have unsaved edits: save or discard them before opening another video.")
+            raise user_error("You have unsaved edits: save or discard them before opening another video.")
         try:
             return vw.dataset_value(self.store, int(dataset_id), None, seek=0)
         except (NotFound, ValueError, TypeError):
-            raise gr.Error(f"No video {dataset_id!r}.") from None
+            raise user_error(f"No video {dataset_id!r}.") from None
 
     def upload_video(self, file_path: str | None) -> int:
         from sam2_tracking.library import add_uploaded_video
         from sam2_tracking.video import VideoError
 
         if not file_path:
-            raise gr.Error("Choose a video file (mp4, mov, avi, mkv, webm) or a zip of JPEG/PNG frames.")
+            raise user_error("Choose a video file (mp4, mov, avi, mkv, webm) or a zip of JPEG/PNG frames.")
         source = Path(file_path)
         try:
             # Header checks against the limits come first (library.add_uploaded_video): nothing is decoded or stored
             # for a file that breaks one.
             return add_uploaded_video(self.store, self.settings, source).dataset_id
         except VideoError as exc:
-            log.info("upload refused: %s: %s", source.name, exc)
-            raise gr.Error(f"{source.name} was not added: {exc}") from None
+            raise user_error(f"{source.name} was not added: {exc}") from None
 
     def refresh(self, value: dict, keep_pending: bool = True) -> dict:
         """Re-read tracks and data (after a save, an import or a job's end); the unsaved seeds stay."""
@@ -134,9 +131,9 @@ class AnnotateHandlers:
         try:
             return self.store.save_edits(dataset.dataset_id, value["base_revision"], edits)
         except RevisionConflict as exc:
-            raise gr.Error(f"{exc} Discard your edits to reload the saved annotations.") from None
+            raise user_error(f"{exc} Discard your edits to reload the saved annotations.") from None
         except StoreError as exc:
-            raise gr.Error(f"Not saved: {exc}") from None
+            raise user_error(f"Not saved: {exc}") from None
 
     def create_track(self, value: dict, label: str) -> tuple[dict, str]:
         value = vw.normalise(value)
@@ -154,7 +151,7 @@ class AnnotateHandlers:
         track_id = self._own_track(dataset, value["active"])
         label = (label or "").strip()[:200]
         if not label:
-            raise gr.Error("Type the new label first.")
+            raise user_error("Type the new label first.")
         self._save(value, [UpdateTrack(track_id=track_id, label=label)])
         return self.refresh(value), f"Track #{track_id} is now labelled {label!r}."
 
@@ -165,7 +162,7 @@ class AnnotateHandlers:
         track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
         track_ids = [self._own_track(dataset, t) for t in track_ids]
         if not track_ids:
-            raise gr.Error("Select a track first (click it in the track list).")
+            raise user_error("Select a track first (click it in the track list).")
         import dataclasses
         import uuid
 
@@ -187,13 +184,13 @@ class AnnotateHandlers:
         dataset = self._dataset(value)
         entry = self._deleted.pop(token, None) if token else None
         if entry is None or entry[0] != dataset.dataset_id:
-            raise gr.Error("Nothing to restore: undo works for the last delete on this video, in this session.")
+            raise user_error("Nothing to restore: undo works for the last delete on this video, in this session.")
         try:
             mapping = self.store.import_annotations(dataset.dataset_id, entry[1], replace_existing=False,
                                                     base_revision=value["base_revision"])
         except StoreError as exc:
             self._deleted[token] = entry
-            raise gr.Error(f"Not restored: {exc}") from None
+            raise user_error(f"Not restored: {exc}") from None
         ids = ", ".join(f"#{t}" for t in mapping.values())
         return self.refresh(value), f"Restored {len(mapping)} track(s) as {ids} (a restored track gets a new id)."
 
@@ -205,7 +202,7 @@ class AnnotateHandlers:
         try:
             edits = vw.pending_edits(value, dataset.width, dataset.height, dataset.frame_count)
         except ValueError as exc:
-            raise gr.Error(f"Not saved: {exc}") from None
+            raise user_error(f"Not saved: {exc}") from None
         if not edits:
             return value, "Nothing to save."
         for edit in edits:
@@ -239,16 +236,16 @@ class AnnotateHandlers:
                        notify_percent, owner: str | None = None) -> tuple[dict, int, str]:
         value = vw.normalise(value)
         if not self.tracking_visible():
-            raise gr.Error("SAM2 mask tracking is turned off; an admin turns it on in the Admin tab.")
+            raise user_error("SAM2 mask tracking is turned off; an admin turns it on in the Admin tab.")
         dataset = self._dataset(value)
         track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
         if not track_ids:
-            raise gr.Error("Select a track first: tick the tracks to track together, or click one.")
+            raise user_error("Select a track first: tick the tracks to track together, or click one.")
         track_ids = [self._own_track(dataset, t) for t in track_ids]
         if vw.has_unsaved(value):
-            raise gr.Error("Save your edits first: tracking starts from saved annotations only.")
+            raise user_error("Save your edits first: tracking starts from saved annotations only.")
         if not model:
-            raise gr.Error("Choose a model (an admin downloads models in the Admin tab).")
+            raise user_error("Choose a model (an admin downloads models in the Admin tab).")
         try:
             spec = JobSpec(
                 dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=value["frame_idx"],
@@ -259,8 +256,7 @@ class AnnotateHandlers:
             )
             enqueued = dispatch.enqueue_tracking_job(self.settings, self.store, spec, owner=owner)
         except (ValueError, TypeError, NotFound) as exc:
-            log.info("tracking refused: %s", exc)
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         names = ", ".join(f"#{t}" for t in track_ids)
         message = f"Job {enqueued.job_id} queued on {queue} for track(s) {names}."
         if enqueued.warning:
@@ -283,7 +279,7 @@ class AnnotateHandlers:
         try:
             view = jobs_api.follow_job(self.store, caller, job_id)
         except jobs_api.JobAccessError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         preview = None
         if view.preview_jpeg:
             from PIL import Image
@@ -319,20 +315,20 @@ class AnnotateHandlers:
 
     def cancel(self, caller: jobs_api.Caller, job_id) -> str:
         if job_id is None:
-            raise gr.Error("No job to cancel: pick one in My jobs.")
+            raise user_error("No job to cancel: pick one in My jobs.")
         try:
             view = jobs_api.cancel_job_by_id(self.settings, self.store, caller, job_id)
         except jobs_api.JobAccessError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
 
     def undo_job(self, value: dict, caller: jobs_api.Caller, job_id) -> tuple[dict, str]:
         if job_id is None:
-            raise gr.Error("No job to undo: pick one in My jobs.")
+            raise user_error("No job to undo: pick one in My jobs.")
         try:
             view, restored = jobs_api.undo_job_by_id(self.store, caller, job_id)
         except (jobs_api.JobAccessError, StoreError) as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(str(exc)) from None
         return self.refresh(value), f"Job {view.job_id} undone: {restored} frame(s) restored."
 
 

@@ -12,6 +12,7 @@ from sam2_tracking.settings import Settings
 from ui import exchange
 from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
+from ui.errors import user_error
 
 JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
 PROGRESS_BAR = ('<div class="job-bar" data-fraction="{fraction:.4f}"><progress max="1" value="{fraction:.4f}">'
@@ -190,7 +191,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     def on_import(inputs):
         value = vw.normalise(inputs[viewer])
         if vw.has_unsaved(value):
-            raise gr.Error("Save or discard your edits before importing.")
+            raise user_error("Save or discard your edits before importing.")
         dataset = value["dataset"]
         _revision, message = exchange.import_file(store, dataset and dataset["id"], value["base_revision"],
                                                   inputs[import_upload], inputs[import_format],

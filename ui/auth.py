@@ -14,6 +14,7 @@ from collections import OrderedDict
 import gradio as gr
 
 from sam2_tracking.settings import Settings
+from ui.errors import user_error
 
 # The longest lockout, and how many (user, address) pairs are remembered: a spray of made-up names must not grow
 # memory without bound (the oldest entries go first).
@@ -116,5 +117,5 @@ def is_admin(settings: Settings, request: gr.Request | None) -> bool:
 
 def require_admin(settings: Settings, request: gr.Request | None) -> None:
     if not is_admin(settings, request):
-        raise gr.Error("Only the admin can do this. Log in as the admin account.")
+        raise user_error("Only the admin can do this. Log in as the admin account.")
 

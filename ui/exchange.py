@@ -7,6 +7,7 @@ import time
 import gradio as gr
 
 from sam2_tracking.settings import Settings
+from ui.errors import user_error
 
 FORMAT_LABELS = {
     "DIVE JSON": "dive",
@@ -30,10 +31,10 @@ def export_dataset(settings: Settings, store, dataset_id: int | None, format_lab
     from sam2_tracking.video import open_video
 
     if dataset_id is None:
-        raise gr.Error("Open a video first.")
+        raise user_error("Open a video first.")
     fmt = FORMAT_LABELS.get(format_label)
     if fmt is None:
-        raise gr.Error(f"Unknown export format {format_label!r}.")
+        raise user_error(f"Unknown export format {format_label!r}.")
     dataset = store.get_dataset(dataset_id)
     annotations = store.export_annotations(dataset_id)
     out_dir = user_export_dir(settings.data_dir / "exports", username)
@@ -63,9 +64,9 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
     from sam2_tracking.store import RevisionConflict, StoreError
 
     if dataset_id is None:
-        raise gr.Error("Open a video first.")
+        raise user_error("Open a video first.")
     if not file_path:
-        raise gr.Error("Choose a DIVE JSON, DIVE mask zip, COCO or VIAME CSV file to import.")
+        raise user_error("Choose a DIVE JSON, DIVE mask zip, COCO or VIAME CSV file to import.")
     from sam2_tracking.formats.files import load_annotations, store_import_notes
     from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits
 
@@ -77,9 +78,9 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
         mapping = store.import_annotations(dataset_id, annotations, replace_existing=bool(replace_existing),
                                            base_revision=base_revision)
     except RevisionConflict as exc:
-        raise gr.Error(str(exc)) from None
+        raise user_error(str(exc)) from None
     except (FormatError, StoreError, ValueError) as exc:
-        raise gr.Error(f"Nothing was imported: {exc}") from None
+        raise user_error(f"Nothing was imported: {exc}") from None
     notes = store_import_notes(annotations)
     for note in notes:
         gr.Warning(f"Import: {note}.")

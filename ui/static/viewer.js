@@ -13,7 +13,8 @@
 //
 // Event interface for other code (e.g. the instant SAM2 preview), on window.sam2Viewer:
 //   on(name, fn) / off(name, fn)   name: "frame" {frame}, "click" {frame, track_id, x, y, positive},
-//                                  "box" {frame, track_id, box}, "painted" {frame, ms}, "pending" {pending}
+//                                  "box" {frame, track_id, box}, "pending" {pending},
+//                                  "painted" {frame, ms (since the last arrow key), masks (overlays were loaded)}
 //   setPendingMask(trackId, frame, counts | null)   draw an unsaved mask (COCO RLE counts string at video size)
 //   seek(frame), state() -> {frame, active, selected, pending, dataset}
 // The same events are also dispatched as DOM CustomEvents "sv:<name>" on the viewer's root element.
@@ -29,7 +30,7 @@
   const trackList = root.querySelector(".sv-tracks");
   const absentList = root.querySelector(".sv-absent");
 
-  const PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 4, KEEP = 60, CHUNK = 50, MAX_FETCHES = 4;
+  const PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 4, KEEP = 60, CHUNK = 50, MAX_FETCHES = 3;
   const S = {
     dataset: null, revision: -1, tracks: [], frame: 0, active: null, selected: [], hidden: [], pending: {},
     playing: false, job: null, images: new Map(), loading: new Map(), queue: [], inflight: 0,
@@ -113,7 +114,8 @@
     pump();
   }
   function pump() {
-    while (S.inflight < MAX_FETCHES && S.queue.length) {
+    // The frame on screen may take one slot beyond the limit: it never waits for prefetches to come back.
+    while (S.queue.length && (S.inflight < MAX_FETCHES || (S.queue[0] === S.frame && S.inflight <= MAX_FETCHES))) {
       const f = S.queue.shift();
       if (!S.dataset || Math.abs(f - S.frame) > KEEP) { S.loading.delete(f); continue; }
       const datasetId = S.dataset.id;
@@ -124,7 +126,7 @@
         .then((bitmap) => {
           if (!S.dataset || S.dataset.id !== datasetId) { bitmap.close(); return; }
           S.images.set(f, bitmap);
-          if (f === S.frame) schedulePaint();
+          if (f === S.frame) { schedulePaint(); prefetchAround(f); }
         })
         .catch((e) => { info.textContent = String(e.message || e); })
         .finally(() => { S.loading.delete(f); S.inflight--; pump(); });
@@ -132,6 +134,10 @@
   }
   function prefetchAround(f) {
     requestFrame(f, true);
+    ensureMasks(f);
+    // Neighbours only once the frame itself is here: the server decodes one video at a time, so a prefetch sent
+    // with a far jump would make the frame the person asked for wait behind it.
+    if (!S.images.has(f)) return;
     const ahead = S.playing ? PREFETCH_AHEAD * 2 : PREFETCH_AHEAD;
     for (let i = 1; i <= ahead; i++) requestFrame(f + i, false);
     for (let i = 1; i <= PREFETCH_BEHIND; i++) requestFrame(f - i, false);
@@ -320,7 +326,7 @@
     root.dataset.frame = String(f);
     root.dataset.paintedFrame = String(f);
     const ms = S.keyAt !== null ? performance.now() - S.keyAt : null;
-    S.keyAt = null;
+    if (S.masks.has(f)) S.keyAt = null; // a key's time runs until the frame is shown with its overlays
     paintTimeline();
     let unsaved = 0;
     for (const tracks of Object.values(S.pending)) {
@@ -329,7 +335,7 @@
     info.textContent = "Frame " + f + " / " + (S.dataset.frame_count - 1) + (S.playing ? " (playing)" : "") +
       (S.active !== null ? " | drawing on track #" + S.active : " | create a track to draw") +
       (unsaved ? " | " + unsaved + " unsaved seed(s): press S to save" : "");
-    emit("painted", { frame: f, ms });
+    emit("painted", { frame: f, ms, masks: S.masks.has(f) });
   }
 
   function drawClick(x, y, positive, scale, pending) {
