@@ -203,6 +203,11 @@ class VideoFileSource(FrameSource):
                 height=int(ctx.height),
                 kind="video",
             )
+            if info.width > 0 and info.height > 0:
+                # A frame's own header says how much FFmpeg allocates: a stream whose later frames claim far more
+                # than the container's size (which uploads check against SAM2T_MAX_FRAME_PIXELS) must fail, not
+                # allocate gigabytes. Twice the area leaves room for codecs that decode to a padded size.
+                ctx.options = {**dict(ctx.options or {}), "max_pixels": str(2 * info.width * info.height + 65536)}
             # Frame indices of keyframes, ascending: a backward read decodes from one of these, once per GOP.
             self._keyframes = sorted(self._pts_to_idx[p] for p in keyframe_pts if p in self._pts_to_idx)
             super().__init__(path, info, cache_bytes)

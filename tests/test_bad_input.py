@@ -83,6 +83,33 @@ def lying_mkv(size: int = 8000) -> bytes:
     return data[: sof + 5] + new + new + data[sof + 9:]
 
 
+def growing_mkv(big: int = 3000) -> bytes:
+    """An MJPEG Matroska file declared (and starting) 256x256 whose third frame is big x big: headers alone cannot
+    tell, so the decoder itself must refuse to allocate it."""
+    from fractions import Fraction
+
+    import av
+
+    def first_packet(size):
+        encoder = av.CodecContext.create("mjpeg", "w")
+        encoder.width = encoder.height = size
+        encoder.pix_fmt, encoder.time_base = "yuvj420p", Fraction(1, 5)
+        frame = av.VideoFrame.from_ndarray(np.full((size, size, 3), 90, np.uint8), format="rgb24")
+        return bytes(encoder.encode(frame.reformat(format="yuvj420p"))[0])
+
+    small, large = first_packet(256), first_packet(big)
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=5)
+        stream.width = stream.height = 256
+        stream.pix_fmt = "yuvj420p"
+        for idx, data in enumerate([small, small, large, small]):
+            packet = av.Packet(data)
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, idx, idx, Fraction(1, 5)
+            container.mux(packet)
+    return buffer.getvalue()
+
+
 def zip_bytes(members: dict[str, bytes], compress: bool = True) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
@@ -228,6 +255,8 @@ CASES = [
          upload("second.zip", lambda: zip_bytes({"f0.png": small_png(), "f1.png": png_bytes(13000, 13000)})),
          r"f1.png: frames are 13000x13000", remote=True),
     # -- uploads: in-process
+    Case("upload-mkv-frame-grows-mid-stream", "upload", upload("grows.mkv", growing_mkv),
+         r"grows.mkv is corrupt or truncated \(Invalid argument\)"),
     Case("upload-empty-mp4", "upload", upload("empty.mp4", b""), NOT_VIDEO),
     Case("upload-random-bytes-mp4", "upload", upload("noise.mp4", bytes(range(256)) * 40), NOT_VIDEO),
     Case("upload-text-as-mkv", "upload", upload("notes.mkv", b"hello, this is not a video\n" * 50), NOT_VIDEO),
