@@ -54,8 +54,8 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     export_format = gr.Dropdown(list(exchange.FORMAT_LABELS), value="DIVE JSON", label="Export as")
                     export_button = gr.Button("Export saved annotations")
                 export_file = gr.File(label="Exported file", interactive=False, elem_id="export-file")
-                import_upload = gr.File(label="Import DIVE JSON, DIVE mask zip or COCO", height=90,
-                                        file_types=[".json", ".zip"])
+                import_upload = gr.File(label="Import DIVE JSON, DIVE mask zip, COCO or VIAME CSV", height=90,
+                                        file_types=[".json", ".zip", ".csv"])
                 with gr.Row():
                     import_format = gr.Dropdown(list(exchange.IMPORT_LABELS), value="Detect from the file",
                                                 label="Import format")
