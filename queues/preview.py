@@ -50,7 +50,8 @@ class PreviewError(ValueError):
 class PreviewAnswer:
     """SAM2's answer for one seed on one frame, as the job would write it on that frame.
 
-    mask: bool (height, width) at video resolution, None when SAM2 scores the object absent (present=False).
+    mask: bool (height, width) at video resolution, None when SAM2 scores the object absent (present=False);
+    rle: the same mask as COCO compressed RLE (what the browser draws), checked against the video's size.
     encoded: the consumer ran the image encoder for this request (False: the frame's features were cached).
     compute_ms: time in the consumer; wait_ms: time from the request to the answer in this process.
     """
@@ -60,6 +61,7 @@ class PreviewAnswer:
     present: bool
     score: float
     mask: np.ndarray | None
+    rle: dict | None
     box: list[float] | None
     encoded: bool
     compute_ms: float
@@ -171,7 +173,8 @@ def request_preview(
         preview_mask = rle_to_mask(answer["rle"], expected_size=(dataset.height, dataset.width))
     return PreviewAnswer(
         dataset_id=dataset.dataset_id, frame_idx=seed.frame_idx, present=bool(answer["present"]),
-        score=float(answer["score"]), mask=preview_mask, box=answer.get("box"), encoded=bool(answer["encoded"]),
+        score=float(answer["score"]), mask=preview_mask, rle=answer["rle"] if answer["present"] else None,
+        box=answer.get("box"), encoded=bool(answer["encoded"]),
         compute_ms=float(answer["compute_ms"]), wait_ms=(time.perf_counter() - started) * 1000.0,
     )
 
