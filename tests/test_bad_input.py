@@ -30,6 +30,7 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VIDEO_W, VIDEO_H, VIDEO_FRAMES = 640, 360, 150  # assets/sample_shapes.mp4
 REMOTE_ZIP_BYTES = 64 * 1024**2  # the app subprocess's SAM2T_MAX_ZIP_BYTES, so a bomb stays a few hundred KB
 REMOTE_ZIP_MEMBERS = 500
+REMOTE_UPLOAD_BYTES = 2 * 1024**2  # the app subprocess's SAM2T_MAX_UPLOAD_BYTES (Gradio's max_file_size)
 
 
 # ---- tiny hostile files -------------------------------------------------------------------------------------------
@@ -254,6 +255,9 @@ CASES = [
     Case("upload-second-frame-huge", "upload",
          upload("second.zip", lambda: zip_bytes({"f0.png": small_png(), "f1.png": png_bytes(13000, 13000)})),
          r"f1.png: frames are 13000x13000", remote=True),
+    Case("upload-over-max-file-size", "upload",
+         lambda ctx: ctx.raw_upload("long.mp4", b"\0" * (REMOTE_UPLOAD_BYTES + 1)),
+         r"HTTP 413: File size exceeded maximum allowed size of 2097152 bytes", remote=True),
     # -- uploads: in-process
     Case("upload-mkv-frame-grows-mid-stream", "upload", upload("grows.mkv", growing_mkv),
          r"grows.mkv is corrupt or truncated \(Invalid argument\)"),
@@ -601,7 +605,8 @@ class Remote:
         self.tmp = tmp
         data_dir = tmp / "data"
         self.server = AppServer(data_dir, data_dir / "models", SAM2T_EMBED_CONSUMERS="none",
-                                SAM2T_MAX_ZIP_BYTES=str(REMOTE_ZIP_BYTES), SAM2T_MAX_ZIP_MEMBERS=str(REMOTE_ZIP_MEMBERS))
+                                SAM2T_MAX_ZIP_BYTES=str(REMOTE_ZIP_BYTES), SAM2T_MAX_ZIP_MEMBERS=str(REMOTE_ZIP_MEMBERS),
+                                SAM2T_MAX_UPLOAD_BYTES=str(REMOTE_UPLOAD_BYTES))
         self.data_dir = data_dir
         self.counter = 0
 
@@ -639,6 +644,15 @@ class Remote:
             if isinstance(item, str) and re.search(r"Not added|Nothing was imported|not added", item):
                 raise RuntimeError(item)
         return result
+
+    def raw_upload(self, name, data):
+        """POST to Gradio's upload route as a browser does, bypassing gradio_client's own size check: the server
+        must refuse it (max_file_size) while it streams in."""
+        import httpx
+
+        response = httpx.post(self.server.url + "gradio_api/upload", files={"files": (name, data)}, timeout=60)
+        if response.status_code >= 400:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text}")
 
     def upload(self, name, data, limits):
         from gradio_client import handle_file
