@@ -118,3 +118,27 @@ def test_uploads_and_imports_share_a_pool_of_concurrent_runs(tmp_path, store):
     limits = {fn.api_name: (fn.concurrency_limit, fn.concurrency_id) for fn in demo.fns.values()
               if fn.api_name in ("upload_video", "import_annotations")}
     assert limits == {"upload_video": (3, "file_uploads"), "import_annotations": (3, "file_uploads")}
+
+
+@pytest.mark.slow
+def test_the_running_app_throttles_logins_per_user_and_address(tmp_path):
+    """End to end: the middleware hands the address to the auth callable inside Gradio's own /login route."""
+    import httpx
+
+    from tests.support.app_server import AppServer
+
+    data_dir = tmp_path / "data"
+    server = AppServer(data_dir, data_dir / "models", SAM2T_ADMIN_PASSWORD="admin-secret",
+                       SAM2T_ANNOTATORS="ann:ann-secret", SAM2T_EMBED_CONSUMERS="none", SAM2T_SAMPLE_VIDEO="false",
+                       SAM2T_LOGIN_MAX_FAILURES="2", SAM2T_LOGIN_BACKOFF_SECONDS="600")
+    try:
+        def login(user, password):
+            return httpx.post(server.url + "login", data={"username": user, "password": password}, timeout=30)
+
+        assert [login("ann", "guess").status_code for _ in range(2)] == [400, 400]
+        locked = login("ann", "ann-secret")
+        assert locked.status_code == 429 and "Too many failed logins for 'ann': try again in" in locked.text
+        assert login("admin", "admin-secret").status_code == 200  # another user from the same address
+        assert server.process.poll() is None
+    finally:
+        server.stop()
