@@ -46,39 +46,61 @@ def check_frame_size(width: int, height: int, max_pixels: int, what: str) -> Non
 def check_zip_archive(path: str | Path, max_members: int, max_bytes: int) -> None:
     """Refuse a zip with too many files or a declared uncompressed total over max_bytes.
 
-    The member count comes from the end-of-central-directory record, read before zipfile parses the central
-    directory (which costs memory per entry). Declared sizes are what zipfile enforces when reading (a member never
-    yields more bytes than its header says), so summing them bounds what the archive can expand to.
+    The members are counted by walking the central directory's fixed-size headers, stopping past the limit, before
+    zipfile parses it (zipfile builds an object per entry, and the count in the end record can lie). Declared sizes
+    are what zipfile enforces when reading (a member never yields more bytes than its header says), so summing them
+    bounds what the archive can expand to.
     """
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            # zipfile's own end-record reader (stable since Python 2): total entries and central directory size.
+            # zipfile's own end-record reader (stable since Python 2): directory size and where it ends.
             end_record = zipfile._EndRecData(handle)  # noqa: SLF001
+            entries = None if end_record is None else _count_directory_entries(handle, end_record, max_members)
     except OSError as exc:
         raise UploadError(f"{path.name} cannot be read: {exc}") from exc
-    if end_record is None:
+    if end_record is None or entries is None:
         raise UploadError(f"{path.name} is not a valid zip file, or it is truncated")
-    entries = int(end_record[zipfile._ECD_ENTRIES_TOTAL])  # noqa: SLF001
     if entries > max_members:
         raise UploadError(
-            f"{path.name} holds {entries:,} files, over the limit of {max_members:,} (setting SAM2T_MAX_ZIP_MEMBERS)"
+            f"{path.name} holds more than {max_members:,} files, the limit (setting SAM2T_MAX_ZIP_MEMBERS)"
         )
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise UploadError(f"{path.name} is not a valid zip file, or it is truncated ({exc})") from exc
-    if len(infos) > max_members:  # the end record can understate it; the directory just read is the truth
-        raise UploadError(
-            f"{path.name} holds {len(infos):,} files, over the limit of {max_members:,} "
-            "(setting SAM2T_MAX_ZIP_MEMBERS)"
-        )
     total = sum(info.file_size for info in infos)
     if total > max_bytes:
         raise UploadError(
             f"{path.name} expands to {_mb(total)}, over the limit of {_mb(max_bytes)} (setting SAM2T_MAX_ZIP_BYTES)"
         )
+
+
+def _count_directory_entries(handle, end_record, limit: int) -> int | None:
+    """Central directory entries, counted up to limit + 1 without building anything per entry; None if malformed.
+    Each entry is a 46-byte fixed header followed by its name, extra field and comment."""
+    import struct
+
+    size = int(end_record[zipfile._ECD_SIZE])  # noqa: SLF001
+    start = int(end_record[zipfile._ECD_LOCATION]) - size  # noqa: SLF001
+    if end_record[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:  # noqa: SLF001
+        start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
+    if start < 0:
+        return None
+    handle.seek(start)
+    count, position = 0, 0
+    while position < size:
+        header = handle.read(46)
+        if len(header) < 46 or header[:4] != b"PK\x01\x02":
+            return None
+        name_len, extra_len, comment_len = struct.unpack("<HHH", header[28:34])
+        handle.seek(name_len + extra_len + comment_len, 1)
+        position += 46 + name_len + extra_len + comment_len
+        count += 1
+        if count > limit:
+            break
+    return count
 
 
 def check_image_sequence(path: str | Path, max_pixels: int) -> tuple[int, int]:

@@ -119,6 +119,14 @@ def zip_bytes(members: dict[str, bytes], compress: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+def understating_zip(members: dict[str, bytes], claimed: int) -> bytes:
+    """A zip whose end record claims fewer entries than its directory holds."""
+    data = bytearray(zip_bytes(members))
+    end = data.rindex(b"PK\x05\x06")
+    data[end + 8:end + 12] = struct.pack("<HH", claimed, claimed)
+    return bytes(data)
+
+
 def zip_bomb(total: int, name: str = "f0.png") -> bytes:
     """One deflated member of `total` zero bytes (~1000x smaller on disk), named like a frame or a mask."""
     buffer = io.BytesIO()
@@ -248,7 +256,7 @@ CASES = [
          r"expands to .* over the limit of .* \(setting SAM2T_MAX_ZIP_BYTES\)", remote=True),
     Case("upload-zip-too-many-members", "upload",
          upload("many.zip", lambda: zip_bytes({f"f{i}.png": b"" for i in range(REMOTE_ZIP_MEMBERS + 1)})),
-         r"holds 501 files, over the limit of 500 \(setting SAM2T_MAX_ZIP_MEMBERS\)", remote=True),
+         r"holds more than 500 files, the limit \(setting SAM2T_MAX_ZIP_MEMBERS\)", remote=True),
     Case("upload-jpeg-claiming-60000x60000", "upload",
          upload("claims.zip", lambda: zip_bytes({"f0.jpg": jpeg_claiming(60000, 60000)})),
          r"(?i)over the limit of .* pixels|larger than the limit", remote=True),
@@ -300,7 +308,11 @@ CASES = [
          r"sample.mp4 is 5\d\d.\d KB, over the upload limit of 1000 bytes \(setting SAM2T_MAX_UPLOAD_BYTES\)"),
     Case("upload-zip-over-member-limit", "upload",
          upload("frames.zip", lambda: zip_bytes({f"{i}.png": small_png() for i in range(4)}), max_zip_members=3),
-         r"holds 4 files, over the limit of 3"),
+         r"holds more than 3 files, the limit"),
+    Case("upload-zip-end-record-understates-members", "upload",
+         upload("frames.zip", lambda: understating_zip({f"{i}.png": small_png() for i in range(5)}, claimed=2),
+                max_zip_members=3),
+         r"frames.zip holds more than 3 files, the limit \(setting SAM2T_MAX_ZIP_MEMBERS\)"),
     Case("upload-zip-over-expansion-limit", "upload",
          upload("frames.zip", lambda: zip_bytes({"f0.png": small_png(), "pad.bin": b"\0" * 20000}),
                 max_zip_bytes=10000),
