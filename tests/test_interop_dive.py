@@ -219,3 +219,25 @@ def _fields(annotations, masks: bool = True):
              [(f.frame_idx, f.present, f.box, f.rle if masks else None, f.keyframe, f.clicks, f.attributes, f.score)
               for f in t.features])
             for t in annotations.tracks]
+
+
+def test_annotate_import_reports_what_it_drops(store, tmp_path):
+    """The Annotate tab's Import handler: a DIVE-style file imports, and the message lists what was not kept."""
+    from ui.exchange import export_dataset, import_file
+
+    ds = store.add_dataset("clip.mp4", "/v/clip.mp4", "video", FRAMES, FPS, W, H)
+    path = tmp_path / "dive_style.json"
+    path.write_text(json.dumps(dive_style_file()))
+    revision, message = import_file(store, ds.dataset_id, store.get_revision(ds.dataset_id), str(path),
+                                    "Detect from the file", False)
+    assert revision == store.get_revision(ds.dataset_id) and message.startswith("Imported 1 track(s). Not kept: ")
+    assert "Polygon geometry" in message and "hasMask came without their mask" in message
+    [track] = store.list_tracks(ds.dataset_id)
+    assert (track.begin, track.end) == (0, 7)  # DIVE's interpolated boxes between the keyframes were kept
+
+    from sam2_tracking.settings import Settings
+
+    settings = Settings(data_dir=tmp_path, model_dir=tmp_path / "models")
+    with pytest.warns(UserWarning, match="holds 0 annotations"):  # gr.Warning outside a request: a UserWarning
+        exported = export_dataset(settings, store, ds.dataset_id, "COCO (RLE, with track ids)")
+    assert json.loads(Path(exported).read_text())["annotations"] == []
