@@ -275,7 +275,8 @@ class AnnotateHandlers:
     def job_view(self, caller: jobs_api.Caller, job_id: int | None) -> dict:
         """What the job panel shows: summary text, progress fraction, preview image, and the frames for the timeline."""
         if job_id is None:
-            return {"text": "", "fraction": None, "preview": None, "job": None, "finished": True}
+            return {"text": "", "fraction": None, "preview": None, "job": None, "finished": True, "done": 0,
+                    "preview_frame": None}
         try:
             view = jobs_api.follow_job(self.store, caller, job_id)
         except jobs_api.JobAccessError as exc:
@@ -295,6 +296,7 @@ class AnnotateHandlers:
             done = max(done, abs(view.current_frame_idx - job.spec.start_frame_idx) + 1)
         fraction = min(1.0, done / view.frames_total) if view.frames_total else 0.0
         return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
+                "done": view.frames_done, "preview_frame": view.preview_frame_idx,
                 "job": {"id": view.job_id, "dataset_id": view.dataset_id, "status": view.status,
                         "start": job.spec.start_frame_idx, "current": view.current_frame_idx,
                         "frames": self._job_frame_span(job)}}

@@ -13,6 +13,7 @@ from ui import exchange
 from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
 from ui.errors import user_error
+from ui.preview import build_preview_panel
 
 JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
 PROGRESS_BAR = ('<div class="job-bar" data-fraction="{fraction:.4f}"><progress max="1" value="{fraction:.4f}">'
@@ -37,6 +38,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     with gr.Row():
         with gr.Column(scale=3):
             viewer = vw.build_viewer()
+            build_preview_panel()  # live SAM2 preview of the seed being drawn (ui/preview.py, issue 13)
             status = gr.Markdown("Open a video to start.", elem_id="annotate-status")
         with gr.Column(scale=2):
             with gr.Row():
@@ -69,7 +71,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     model_choice = gr.Dropdown(models, value=models[0] if models else None, label="Model",
                                                allow_custom_value=True, elem_id="track-model")
                     queue_choice = gr.Dropdown(list(settings.queue_names), value=settings.queue_names[0],
-                                               label="Queue")
+                                               label="Queue", elem_id="track-queue")
                 with gr.Row():
                     frames_number = gr.Number(value=0, precision=0, minimum=0,
                                               label="Frames to track (0 = to the end)", elem_id="track-frames")
@@ -210,21 +212,25 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
         if current is None:
             return out
         view = h.job_view(caller, current)
+        seen = inputs[job_shown] if isinstance(inputs[job_shown], dict) and inputs[job_shown].get("id") == current \
+            else {"id": current, "done": None, "preview": None, "finished": False}
         out.update({job_text: view["text"], job_bar: progress_html(view["fraction"])})
-        if view["preview"] is not None:
-            out[job_preview] = view["preview"]
-        if view["finished"] and inputs[job_shown] != current:
-            # Redraw once when the job ends, so its masks appear in the viewer and on the timeline.
-            value = vw.normalise(inputs[viewer])
-            if value["dataset"] is not None and value["dataset"]["id"] == view["job"]["dataset_id"]:
-                refreshed = h.refresh(value)
-                refreshed["job"] = None
-                out.update(shown(refreshed))
-            out[job_shown] = current
+        if view["preview"] is not None and view["preview_frame"] != seen["preview"]:
+            out[job_preview] = view["preview"]  # sent once per notification, not every tick
+        value = vw.normalise(inputs[viewer])
+        on_screen = value["dataset"] is not None and value["dataset"]["id"] == view["job"]["dataset_id"]
+        if on_screen and not seen["finished"] and (view["done"] != seen["done"] or view["finished"]):
+            # New frames committed (or the job ended): the viewer reloads masks and timeline and shows the job's
+            # progress on the timeline; `poll` tells it to keep the person's frame, tracks and unsaved seeds.
+            refreshed = h.refresh(value)
+            refreshed.update(job=None if view["finished"] else view["job"], poll=True)
+            out[viewer] = refreshed
+        out[job_shown] = {"id": current, "done": view["done"], "preview": view["preview_frame"],
+                          "finished": view["finished"]}
         return out
 
     timer.tick(poll, {job_id, job_shown, viewer},
-               [tracking_group, model_choice, jobs_table, job_text, job_bar, job_preview, viewer, status, job_shown],
+               [tracking_group, model_choice, jobs_table, job_text, job_bar, job_preview, viewer, job_shown],
                show_progress="hidden", api_name=False)
 
     def on_load(inputs, request: gr.Request):

@@ -64,7 +64,8 @@ def colour_hex(track_id: int) -> str:
 
 def empty_value() -> dict:
     return {"dataset": None, "revision": 0, "base_revision": 0, "tracks": [], "active": None, "selected": [],
-            "hidden": [], "frame_idx": 0, "pending": {}, "seek": None, "reset_pending": False, "job": None}
+            "hidden": [], "frame_idx": 0, "pending": {}, "seek": None, "reset_pending": False, "job": None,
+            "poll": False}
 
 
 def build_viewer(elem_id: str = "frame-viewer") -> gr.HTML:

@@ -9,13 +9,15 @@
 //   dataset {id, frame_count, width, height, fps} | null, revision, tracks [{id, label, colour, begin, end}],
 //   active (track id drawn on), selected [track ids], hidden [track ids], frame_idx,
 //   pending {"<frame>": {"<track>": {box: [x1, y1, x2, y2] | null, clicks: [[x, y, positive]]}}},
-//   seek (frame to jump to, set by Python), reset_pending (Python replaced `pending`), job {...} | null.
+//   seek (frame to jump to, set by Python), reset_pending (Python replaced `pending`), job {...} | null,
+//   poll (a job progress update: take data, tracks and job only).
 //
 // Event interface for other code (e.g. the instant SAM2 preview), on window.sam2Viewer:
 //   on(name, fn) / off(name, fn)   name: "frame" {frame}, "click" {frame, track_id, x, y, positive},
 //                                  "box" {frame, track_id, box}, "pending" {pending},
 //                                  "painted" {frame, ms (since the last arrow key), masks (overlays were loaded)}
 //   setPendingMask(trackId, frame, counts | null)   draw an unsaved mask (COCO RLE counts string at video size)
+//   clearPending(trackId, frame)   drop that track's unsaved seed and pending mask on that frame
 //   seek(frame), state() -> {frame, active, selected, pending, dataset}
 // The same events are also dispatched as DOM CustomEvents "sv:<name>" on the viewer's root element.
 (function () {
@@ -52,6 +54,15 @@
       S.maskCanvases.delete("p:" + key);
       schedulePaint();
     },
+    clearPending(trackId, frame) {  // drop a track's unsaved seed (and its pending mask) on a frame
+      const fk = String(frame), tk = String(trackId), key = trackId + ":" + frame;
+      if (S.pending[fk]) { delete S.pending[fk][tk]; if (!Object.keys(S.pending[fk]).length) delete S.pending[fk]; }
+      S.pendingMasks.delete(key);
+      S.maskCanvases.delete("p:" + key);
+      writeBack();
+      emit("pending", { pending: S.pending });
+      schedulePaint();
+    },
     seek(frame) { seek(frame); },
     state() {
       return { frame: S.frame, active: S.active, selected: S.selected.slice(), pending: S.pending, dataset: S.dataset };
@@ -64,12 +75,24 @@
   function writeBack() {
     props.value = Object.assign({}, props.value || {}, {
       frame_idx: S.frame, active: S.active, selected: S.selected.slice(), hidden: S.hidden.slice(),
-      pending: S.pending, seek: null, reset_pending: false,
+      pending: S.pending, seek: null, reset_pending: false, poll: false,
     });
   }
 
   function applyValue(v) {
     if (!v || typeof v !== "object") return;
+    if (v.poll && S.dataset && v.dataset && v.dataset.id === S.dataset.id) {
+      // A progress update while a job runs: new data and the job's span, but the person's frame, active and
+      // selected tracks and unsaved seeds stay as they are now (the value was read a moment ago).
+      if (v.revision !== S.revision) {
+        S.revision = v.revision;
+        S.chunks.clear(); S.masks.clear(); S.maskCanvases.clear(); S.timeline = null;
+      }
+      S.tracks = v.tracks || S.tracks;
+      S.job = v.job || null;
+      loadTimeline(); renderTrackList(); writeBack(); prefetchAround(S.frame); schedulePaint();
+      return;
+    }
     const newDataset = v.dataset ? v.dataset.id : null;
     if (!S.dataset || !v.dataset || S.dataset.id !== newDataset) {
       S.images.forEach((b) => b.close && b.close());
@@ -392,7 +415,9 @@
 
   document.addEventListener("keydown", (e) => {
     const t = e.target, tag = t && t.tagName ? t.tagName.toLowerCase() : "";
-    if (tag === "input" || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
+    // Keys typed into a text field are the person's text; a ticked checkbox keeps the keys for the viewer.
+    const typing = tag === "input" && !["checkbox", "radio", "button", "range"].includes(t.type);
+    if (typing || tag === "textarea" || tag === "select" || (t && t.isContentEditable)) return;
     if (!S.dataset || !root.isConnected || root.offsetParent === null) return; // not on the visible tab
     const step = e.shiftKey ? 10 : 1;
     if (e.key === "ArrowRight" || e.key === "ArrowLeft") {
