@@ -160,3 +160,27 @@ def test_saving_a_forged_viewer_value_is_refused_and_changes_nothing(secured_app
         with pytest.raises(Exception, match="Not saved|no longer exists"):
             annotator.predict({**viewer, "pending": pending}, api_name="/save")
     assert store.get_revision(dataset.dataset_id) == revision
+
+
+def test_tracks_created_renamed_deleted_and_restored_through_the_api(secured_app):
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    annotator = _client(server, "ann", "ann-secret")
+    viewer, _status = annotator.predict(dataset.dataset_id, None, api_name="/open_dataset")
+    viewer, status = annotator.predict(viewer, "crab", api_name="/create_track")
+    track_id = viewer["active"]
+    assert "Created track" in status and store.get_track(track_id).label == "crab"
+    viewer, _status = annotator.predict(viewer, "lobster", api_name="/rename_track")
+    assert store.get_track(track_id).label == "lobster"
+    box = {str(track_id): {"box": [10, 20, 60, 90], "clicks": [[30, 40, True]]}}
+    viewer, status = annotator.predict({**viewer, "pending": {"7": box}}, api_name="/save")
+    assert "Saved 1 edit(s)" in status
+    # The undo token stays in the session (gr.State), not in what the client holds.
+    viewer, _status = annotator.predict({**viewer, "selected": [track_id]}, api_name="/delete_tracks")
+    assert track_id not in [t.track_id for t in store.list_tracks(dataset.dataset_id)]
+    viewer, status = annotator.predict(viewer, api_name="/undo_delete")
+    [restored] = [t for t in store.list_tracks(dataset.dataset_id) if t.label == "lobster"]
+    [feature] = store.get_features(restored.track_id)
+    assert feature.frame_idx == 7 and feature.keyframe and feature.box.x1 == 10 and len(feature.clicks) == 1
+    with pytest.raises(Exception, match="Nothing to restore"):
+        annotator.predict(viewer, api_name="/undo_delete")
