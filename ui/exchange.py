@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import gradio as gr
@@ -80,7 +81,10 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
     except RevisionConflict as exc:
         raise user_error(str(exc)) from None
     except (FormatError, StoreError, ValueError) as exc:
-        raise user_error(f"Nothing was imported: {exc}") from None
+        # Readers name the file by its path; here that is Gradio's temporary copy, which means nothing to the
+        # person (and shows the server's folders): name it as they uploaded it.
+        text = str(exc).replace(str(file_path), os.path.basename(str(file_path)))
+        raise user_error(f"Nothing was imported: {text}") from None
     notes = store_import_notes(annotations)
     for note in notes:
         gr.Warning(f"Import: {note}.")
