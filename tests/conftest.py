@@ -67,6 +67,29 @@ def sample_sequence() -> Path:
     return ASSETS / "sample_sequence.zip"
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL cluster (Debian's `postgresql`), started once per session on a loopback port, removed after."""
+    from tests.support.postgres_server import PostgresServer, find_pg_bin
+
+    pg_bin = find_pg_bin()
+    if pg_bin is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; tests/run_all.sh installs the postgresql package")
+        pytest.skip("PostgreSQL is not installed (bash tests/run_all.sh installs the postgresql package)")
+    server = PostgresServer(pg_bin)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database on the session's PostgreSQL server, dropped after the test."""
+    url = postgres_server.create_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
 @pytest.fixture()
 def store(tmp_path: Path):
     """A fresh store in a real SQLite file."""

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs on a fresh Debian/Ubuntu machine, then run the whole suite.
 # Debian packages: chromium + chromium-driver (real-browser UI tests), redis-server (multi-host queue tests),
+# postgresql (the store's PostgreSQL backend: tests start their own cluster with initdb + pg_ctl on loopback),
 # ffmpeg (command-line checks of exported videos). Python packages: requirements-dev.txt in .venv.
 # Extra arguments go to pytest, e.g. `bash tests/run_all.sh -m "not slow"`.
 set -euo pipefail
@@ -10,7 +11,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  chromium chromium-driver redis-server ffmpeg fonts-dejavu-core ca-certificates
+  chromium chromium-driver redis-server postgresql ffmpeg fonts-dejavu-core ca-certificates
 
 test -d .venv || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
