@@ -67,11 +67,11 @@ def mount_preview_route(app, settings, store) -> None:
         queue = payload.get("queue") or settings.queue_names[0]
         if not isinstance(model, str) or not isinstance(queue, str):
             return _refused("choose a model and a queue first")
+        box, clicks = _as_saved(store, dataset_id, payload.get("track_id"), payload.get("frame_idx"),
+                                payload.get("box"), payload.get("clicks") or [])
         try:
-            answer = request_preview(
-                settings, store, queue, model, dataset_id, payload.get("frame_idx"),
-                box=payload.get("box"), clicks=payload.get("clicks") or (), track_id=payload.get("track_id"),
-            )
+            answer = request_preview(settings, store, queue, model, dataset_id, payload.get("frame_idx"), box=box,
+                                     clicks=clicks, track_id=payload.get("track_id"))
         except PreviewError as exc:
             return _refused(str(exc))
         counts = answer.rle["counts"] if answer.rle is not None else None
@@ -82,6 +82,27 @@ def mount_preview_route(app, settings, store) -> None:
         }, headers={"Cache-Control": "no-store"})
 
     app.add_api_route("/viewer/preview/{dataset_id}", preview, methods=["POST"])
+
+
+def _as_saved(store, dataset_id: int, track_id, frame_idx, box, clicks):
+    """The prompts the keyframe will hold once saved, so the preview is of what the job gets: Save adds clicks
+    without a new box to the frame's saved keyframe (its box and earlier clicks stay; ui.annotate's
+    _merge_with_saved), while a new box replaces it. Values are checked by request_preview afterwards."""
+    from sam2_tracking.store import NotFound
+
+    if box is not None or not isinstance(track_id, int) or not isinstance(frame_idx, int):
+        return box, clicks
+    try:
+        if store.get_track(track_id).dataset_id != dataset_id:
+            return box, clicks
+    except NotFound:
+        return box, clicks
+    saved = store.get_features(track_id, frame_idx, frame_idx + 1)
+    if not saved or not saved[0].keyframe or saved[0].frame_idx != frame_idx:
+        return box, clicks
+    old = saved[0]
+    old_box = old.box.as_list() if old.box is not None else None
+    return old_box, [[c.x, c.y, c.positive] for c in old.clicks] + list(clicks)
 
 
 def _refused(message: str) -> JSONResponse:
