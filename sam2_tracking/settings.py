@@ -137,9 +137,36 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{ENV_PREFIX}{name} must be an integer, got {raw!r}") from None
 
 
+# A Hugging Face Space's persistent storage is mounted here (when the Space has it); SPACE_ID is set on every Space.
+SPACE_PERSISTENT_DIR = Path("/data")
+
+
+def on_hugging_face_space() -> bool:
+    return bool(os.environ.get("SPACE_ID"))
+
+
+def _default_data_dir() -> str:
+    # A Space's own folder is wiped on every restart: with persistent storage, the store, videos and models go to
+    # /data so annotations survive. Without it they live (and die) with the Space, as its README says.
+    if on_hugging_face_space() and SPACE_PERSISTENT_DIR.is_dir() and os.access(SPACE_PERSISTENT_DIR, os.W_OK):
+        return str(SPACE_PERSISTENT_DIR)
+    return "data"
+
+
 def load_settings() -> Settings:
     """Read settings from the environment; raises ValueError naming the variable at fault."""
-    data_dir = Path(_env("DATA_DIR", "data")).expanduser().resolve()
+    space = on_hugging_face_space()
+    if space and not _env("ADMIN_PASSWORD", ""):
+        # A Space is public: with no password everyone could use the Admin tab (download models, change settings).
+        raise ValueError(f"on a Hugging Face Space set {ENV_PREFIX}ADMIN_PASSWORD as a Space secret "
+                         "(Settings > Variables and secrets): without it everyone would be admin")
+    data_dir = Path(_env("DATA_DIR", _default_data_dir())).expanduser().resolve()
+    embedded = _env_list("EMBED_CONSUMERS", "cpu")
+    if os.environ.get("SPACES_ZERO_GPU") and any(queue != "cpu" for queue in embedded):
+        # ZeroGPU lends a GPU only inside a @spaces.GPU call made from a Gradio request, for at most its duration;
+        # a consumer thread runs outside any request and would never see CUDA (README "Deployment", Space).
+        raise ValueError(f"{ENV_PREFIX}EMBED_CONSUMERS={','.join(embedded)}: a ZeroGPU Space cannot run a GPU consumer; "
+                         f"use {ENV_PREFIX}EMBED_CONSUMERS=cpu, or a Space with a dedicated GPU")
     model_dir = Path(_env("MODEL_DIR", str(data_dir / "models"))).expanduser().resolve()
     port_raw = _env("PORT", "7860")
     try:
@@ -151,11 +178,12 @@ def load_settings() -> Settings:
         model_dir=model_dir,
         queue_url=_env("QUEUE_URL", ""),
         queue_names=_env_list("QUEUES", "cpu,gpu"),
-        embedded_consumers=_env_list("EMBED_CONSUMERS", "cpu"),
+        embedded_consumers=embedded,
         admin_user=_env("ADMIN_USER", "admin"),
         admin_password=_env("ADMIN_PASSWORD", ""),
         annotators=_env_accounts("ANNOTATORS"),
-        host=_env("HOST", "127.0.0.1"),
+        # A Space routes its public address to 0.0.0.0:7860 inside the container; a laptop listens on loopback only.
+        host=_env("HOST", "0.0.0.0" if space else "127.0.0.1"),
         port=port,
         sample_video=_env_bool("SAMPLE_VIDEO", True),
         max_frame_pixels=_env_int("MAX_FRAME_PIXELS", Settings.max_frame_pixels),
