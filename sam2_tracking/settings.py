@@ -77,6 +77,10 @@ class Settings:
     max_checkpoint_bytes: int = 2_000_000_000  # a model download or upload; SAM2.1 Large is 898 MB
     download_connect_timeout_seconds: int = 15
     download_read_timeout_seconds: int = 60  # the longest a download waits for its next bytes (not the whole file)
+    # Consumers on other machines (README "Deployment"): the app serves videos to holders of worker_token, and a
+    # consumer that cannot open a video's path fetches it from app_url (cached by content hash in its data_dir).
+    worker_token: str = ""
+    app_url: str = ""
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -86,6 +90,10 @@ class Settings:
                     f"{ENV_PREFIX}EMBED_CONSUMERS names queue {name!r}, which is not in "
                     f"{ENV_PREFIX}QUEUES ({', '.join(self.queue_names)})"
                 )
+        if self.app_url and not self.app_url.startswith(("http://", "https://")):
+            raise ValueError(f"{ENV_PREFIX}APP_URL must be the app's http:// or https:// address, got {self.app_url!r}")
+        if self.worker_token and len(self.worker_token) < 16:
+            raise ValueError(f"{ENV_PREFIX}WORKER_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`)")
         if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"{ENV_PREFIX}QUEUE_URL must be empty (SQLite) or a redis:// URL, got {self.queue_url!r}")
         for env_name, value in (("MAX_FRAME_PIXELS", self.max_frame_pixels), ("MAX_UPLOAD_BYTES", self.max_upload_bytes),
@@ -203,4 +211,6 @@ def load_settings() -> Settings:
         download_connect_timeout_seconds=_env_int("DOWNLOAD_CONNECT_TIMEOUT_SECONDS",
                                                   Settings.download_connect_timeout_seconds),
         download_read_timeout_seconds=_env_int("DOWNLOAD_READ_TIMEOUT_SECONDS", Settings.download_read_timeout_seconds),
+        worker_token=_env("WORKER_TOKEN", ""),
+        app_url=_env("APP_URL", "").rstrip("/"),
     )

@@ -34,10 +34,12 @@ def serve(demo: gr.Blocks, settings: Settings, store) -> None:
     from ui.frames import FrameCache
     from ui.preview import mount_preview_route
     from ui.routes import mount_viewer_routes
+    from ui.video_route import mount_worker_video_route
 
     demo.launch(prevent_thread_lock=True, **launch_options(settings))
     mount_viewer_routes(demo.app, store, FrameCache())
     mount_preview_route(demo.app, settings, store)
+    mount_worker_video_route(demo.app, settings, store)
     demo.block_thread()
 
 
