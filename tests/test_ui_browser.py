@@ -86,6 +86,29 @@ def activate_track(page, track_id: int) -> None:
     page.locator(f'#frame-viewer .sv-track.sv-active[data-track-id="{track_id}"]').wait_for()
 
 
+def check_rle_decoder(page) -> None:
+    """The viewer's JavaScript reads pycocotools' compressed RLE exactly (runs longer than 2^5 and 2^10 included)."""
+    import numpy as np
+
+    from sam2_tracking.masks import mask_to_rle
+
+    rng = np.random.default_rng(0)
+    masks = [np.zeros((360, 640), bool), np.ones((360, 640), bool), rng.random((37, 53)) > 0.5]
+    blocky = np.zeros((1080, 1920), bool)
+    blocky[100:900, 300:1500] = True
+    blocky[400:420, 700:1400] = False
+    masks.append(blocky)
+    for mask in masks:
+        flat = mask.flatten(order="F").astype(np.int8)
+        changes = np.flatnonzero(np.diff(flat)) + 1
+        bounds = np.concatenate([[0], changes, [flat.size]])
+        runs = np.diff(bounds).tolist()
+        if flat[0]:
+            runs = [0, *runs]  # COCO RLE always starts with a run of zeros
+        decoded = page.evaluate("(c) => window.sam2Viewer.decodeCounts(c)", mask_to_rle(mask)["counts"])
+        assert decoded == runs
+
+
 def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undone(browser, app):
     server, store, _settings = app
     dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
@@ -94,6 +117,7 @@ def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undon
     page.goto(server.url)
     painted(page, 0)
     screenshot(page, "annotate.png")
+    check_rle_decoder(page)
     # The live SAM2 preview of a drawn seed has its own test (test_preview_browser.py); here it would only add
     # preview computations in front of the job on the same two CPU cores.
     if page.locator(".pv-on").count():

@@ -80,7 +80,8 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     batch_choice = gr.Dropdown(BATCH_CHOICES, value="100", label="Commit every N frames",
                                                elem_id="batch-choice")
                     notify_slider = gr.Slider(1, 50, value=5, step=1, label="Progress preview every N percent")
-                track_button = gr.Button("Track from this frame (T)", variant="primary", elem_id="track-button")
+                track_button = gr.Button("Track / re-track from this frame (T)", variant="primary",
+                                         elem_id="track-button")
             with gr.Group():
                 job_bar = gr.HTML("", elem_id="job-bar")
                 job_text = gr.Markdown(elem_id="job-progress")

@@ -18,7 +18,7 @@
 //                                  "painted" {frame, ms (since the last arrow key), masks (overlays were loaded)}
 //   setPendingMask(trackId, frame, counts | null)   draw an unsaved mask (COCO RLE counts string at video size)
 //   clearPending(trackId, frame)   drop that track's unsaved seed and pending mask on that frame
-//   seek(frame), state() -> {frame, active, selected, pending, dataset}
+//   seek(frame), state() -> {frame, active, selected, pending, dataset}, decodeCounts(counts) -> run lengths
 // The same events are also dispatched as DOM CustomEvents "sv:<name>" on the viewer's root element.
 (function () {
   const root = element.querySelector(".sv-root");
@@ -64,6 +64,7 @@
       schedulePaint();
     },
     seek(frame) { seek(frame); },
+    decodeCounts(counts) { return decodeCounts(counts); },  // COCO compressed RLE string -> run lengths
     state() {
       return { frame: S.frame, active: S.active, selected: S.selected.slice(), pending: S.pending, dataset: S.dataset };
     },
