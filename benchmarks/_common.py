@@ -149,11 +149,11 @@ def _worker(spec: dict) -> dict:
 
             for batch in track_objects(
                 predictor, frames, seeds, start, num_frames, Direction(direction), spec["batch_size"],
-                on_progress=first_mask,
+                on_progress=first_mask, feeder_threads=spec.get("feeder_threads"),
             ):
                 for k in range(0, len(batch), len(seeds)):
                     group = batch[k : k + len(seeds)]
-                    record(group[0].frame_idx, [fm.mask for fm in group], shape)
+                    record(group[0].frame_idx, [fm.mask_array() for fm in group], shape)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0

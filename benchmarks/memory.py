@@ -1,7 +1,12 @@
-"""Does memory (and the wait for the first mask) grow with the video's length?
+"""Does memory (and the wait for the first mask) grow with the video's length, or with the batch size?
 
     python benchmarks/memory.py --short 200 --long 2000 --image-size S [--skip-stock] [--objects K]
         [--batch-size B] [--width W --height H] [--device cpu|cuda]
+    python benchmarks/memory.py --batch-ratio [--frames 150] [--image-size 256] [--objects 2]
+        [--width 1920 --height 1080]
+
+--batch-ratio tracks the same 1080p clip (2 objects by default) with batch size ("commit every N frames") 10 and
+1000, each in its own subprocess, and prints rss_batch10_mb, rss_batch1000_mb and batch_ratio (1000 / 10).
 
 Tracks one object forward through a short and a long synthetic clip, each run in its own subprocess, with our
 tracker and (unless --skip-stock) the stock predictor, and prints one JSON object: peak RSS per run and the ratio
@@ -22,16 +27,27 @@ from benchmarks._common import REPO, model_dir, run_in_subprocess, shape_box, wr
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--short", type=int, required=True, help="frames in the short clip")
-    parser.add_argument("--long", type=int, required=True, help="frames in the long clip")
-    parser.add_argument("--image-size", type=int, required=True)
+    parser.add_argument("--short", type=int, help="frames in the short clip")
+    parser.add_argument("--long", type=int, help="frames in the long clip")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--batch-ratio", action="store_true", help="compare batch sizes 10 and 1000 instead")
+    parser.add_argument("--frames", type=int, default=150, help="clip length for --batch-ratio")
     parser.add_argument("--skip-stock", action="store_true")
     parser.add_argument("--objects", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=360)
+    parser.add_argument("--width", type=int, default=None, help="default 640 (1920 with --batch-ratio)")
+    parser.add_argument("--height", type=int, default=None, help="default 360 (1080 with --batch-ratio)")
     parser.add_argument("--device", default="cpu")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.batch_ratio:
+        args.image_size = args.image_size or 256
+        args.objects = args.objects if args.objects != 1 else 2
+        args.width, args.height = args.width or 1920, args.height or 1080
+    else:
+        if args.short is None or args.long is None or args.image_size is None:
+            parser.error("give --short, --long and --image-size (or --batch-ratio)")
+        args.width, args.height = args.width or 640, args.height or 360
+    return args
 
 
 def run(args: argparse.Namespace, runner: str, frames: int) -> dict:
@@ -57,8 +73,25 @@ def run(args: argparse.Namespace, runner: str, frames: int) -> dict:
     return run_in_subprocess(spec)
 
 
+def batch_ratio(args: argparse.Namespace) -> dict:
+    out: dict = {"frames": args.frames, "image_size": args.image_size, "objects": args.objects,
+                 "frame_size": f"{args.width}x{args.height}", "device": args.device}
+    digests = []
+    for batch_size in (10, 1000):
+        args.batch_size = batch_size
+        result = run(args, "stream", args.frames)
+        out[f"rss_batch{batch_size}_mb"] = round(result["peak_rss_mb"], 1)
+        out[f"fps_batch{batch_size}"] = round(result["fps"], 3)
+        digests.append(result["digest"])
+    out["batch_ratio"] = round(out["rss_batch1000_mb"] / out["rss_batch10_mb"], 3)
+    out["masks_identical_across_batch_sizes"] = digests[0] == digests[1]
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    if args.batch_ratio:
+        return batch_ratio(args)
     out: dict = {"short_frames": args.short, "long_frames": args.long, "image_size": args.image_size,
                  "objects": args.objects, "batch_size": args.batch_size, "device": args.device,
                  "frame_size": f"{args.width}x{args.height}"}

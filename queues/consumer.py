@@ -1,9 +1,10 @@
 """A Huey consumer for one queue, as its own process or embedded in app.py.
 
-    python -m queues.consumer NAME [--workers N] [--device auto|cpu|cuda|cuda:1|mps]
+    python -m queues.consumer NAME [--workers N] [--device auto|cpu|cuda|cuda:1|mps] [--feeder-threads N] [--compile]
 
 It prints where it listens and on what device, beats a heartbeat into the store, and picks up jobs whose worker died.
-One tracking job runs at a time per worker thread; on a GPU keep --workers 1 (the default) per card.
+One tracking job runs at a time per worker thread; on a GPU keep --workers 1 (the default) per card, and pin the
+process to its card with CUDA_VISIBLE_DEVICES (sam2 keeps position encodings on the first visible GPU).
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ def default_device(queue: str) -> str:
 
 
 def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str | None = None,
-                   embedded: bool = False):
+                   embedded: bool = False, feeder_threads: int | None = None, compile_model: bool = False):
     """Start serving `queue` in this process; return (consumer, heartbeat, identity). The caller runs or stops
-    them."""
+    them. feeder_threads: threads decoding frames ahead of the model (None: from the CPU count); compile_model:
+    run SAM2 compiled (CUDA only; the first job of the process waits for the compilation)."""
     huey = huey_for(settings, queue)
-    identity = register_identity(settings, queue, describe_device(device or default_device(queue)))
+    described = describe_device(device or default_device(queue))
+    if compile_model and not described.startswith("cuda"):
+        raise ValueError(f"--compile needs a CUDA GPU (torch.compile of SAM2 for the GPU); this consumer runs on "
+                         f"{described}: drop --compile, or start it with --device cuda on a machine with a GPU")
+    identity = register_identity(settings, queue, described, feeder_threads, compile_model)
     store = get_store(settings)  # open (and migrate) the store before the first task needs it
     reset_stale_downloads(settings, store)  # a killed consumer's download would show "downloading" forever
     consumer_class = EmbeddedConsumer if embedded else Consumer
@@ -65,14 +71,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="jobs run at once (default 1; 1 per GPU)")
     parser.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: cpu for the "
                         "'cpu' queue, auto otherwise)")
+    parser.add_argument("--feeder-threads", type=int, default=None, metavar="N",
+                        help="threads decoding frames ahead of the model per job (default: half the CPUs, 1 to 8)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run SAM2 compiled (sam2's SAM2VideoPredictorVOS, torch.compile): CUDA only; the first "
+                        "job waits minutes for compilation, later ones run faster")
     args = parser.parse_args(argv)
+    if args.feeder_threads is not None and args.feeder_threads < 1:
+        parser.error(f"--feeder-threads must be at least 1, got {args.feeder_threads}")
     # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
     os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.queue not in settings.queue_names:
         parser.error(f"unknown queue {args.queue!r}; SAM2T_QUEUES lists {', '.join(settings.queue_names)}")
-    consumer, heartbeat, identity = start_consumer(settings, args.queue, args.workers, args.device)
+    try:
+        consumer, heartbeat, identity = start_consumer(settings, args.queue, args.workers, args.device,
+                                                       feeder_threads=args.feeder_threads, compile_model=args.compile)
+    except ValueError as exc:
+        parser.error(str(exc))
     print(f"consumer {identity.worker_id} listening on queue {args.queue!r} ({backend_label(settings)}), "
           f"device {identity.device}, store {settings.store_path}, models {settings.model_dir}", flush=True)
     try:

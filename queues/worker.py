@@ -29,6 +29,8 @@ class WorkerIdentity:
     pid: int
     device: str  # where the model runs, e.g. "cpu" or "cuda:0 NVIDIA H100"
     current_job_id: int | None = None
+    feeder_threads: int | None = None  # threads decoding frames ahead of the model (None: from the CPU count)
+    compile_model: bool = False  # run SAM2 compiled (sam2's SAM2VideoPredictorVOS); CUDA only
 
 
 _identities: dict[str, WorkerIdentity] = {}
@@ -36,13 +38,15 @@ _identities: dict[str, WorkerIdentity] = {}
 _served_settings: list[Settings] = []
 
 
-def register_identity(settings: Settings, queue: str, device: str) -> WorkerIdentity:
+def register_identity(settings: Settings, queue: str, device: str, feeder_threads: int | None = None,
+                      compile_model: bool = False) -> WorkerIdentity:
     """Record that this process serves `queue` with `settings`; the tasks find both here when they run."""
     host = socket.gethostname()
     # The nonce makes the id unique per process start: a consumer restarted as PID 1 in a container (or under a
     # recycled pid) must not inherit its dead predecessor's id, or that predecessor's job would look alive forever.
     worker_id = f"{host}:{os.getpid()}:{queue}:{secrets.token_hex(4)}"
-    identity = WorkerIdentity(worker_id, queue, host, os.getpid(), device)
+    identity = WorkerIdentity(worker_id, queue, host, os.getpid(), device, feeder_threads=feeder_threads,
+                              compile_model=compile_model)
     _identities[queue] = identity
     _served_settings[:] = [settings]
     return identity

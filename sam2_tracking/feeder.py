@@ -89,6 +89,7 @@ class FrameFeeder:
         self._error: BaseException | None = None
         self._closed = False
         self.stage_seconds = {"decode": 0.0, "resize": 0.0, "handover": 0.0}
+        self.wait_seconds = 0.0  # wall time the model's thread waited for a planned frame (the GPU starved)
         self._stage_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -203,7 +204,8 @@ class FrameFeeder:
             for skipped in self._plan[self._next_pos : pos]:
                 if self._ready.pop(skipped, None) is not None:
                     self._slots.release()
-            self._next_pos = pos + 1
+            self._next_pos = pos  # a worker delivering an earlier frame from now on drops it
+            waited = time.perf_counter()
             while idx not in self._ready:
                 if self._error is not None:
                     raise self._error
@@ -211,6 +213,8 @@ class FrameFeeder:
                     raise RuntimeError(f"the frame feeder stopped before frame {idx}")
                 self._cond.wait(timeout=1.0)
             image = self._ready.pop(idx)
+            self._next_pos = pos + 1
+            self.wait_seconds += time.perf_counter() - waited
         self._slots.release()
         return image
 

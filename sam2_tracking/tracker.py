@@ -21,53 +21,35 @@ This is the only module that imports sam2.
 
 from __future__ import annotations
 
-import os
+import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .feeder import IMG_MEAN, IMG_STD, FrameFeeder
 from .masks import mask_to_box
+from .resume import ResumePoint, capture, load_resume_point, restore, save_resume_point
 from .types import Box, Direction, FrameMask, ObjectSeeds, SeedError, TrackingProgress
 from .video import FrameSource
 
-__all__ = ["IMG_MEAN", "IMG_STD", "LazyFrames", "ResumePoint", "TrackedBatch", "TrackingCancelled", "track_objects"]
-
-RESUME_FORMAT_VERSION = 1
-
+__all__ = ["IMG_MEAN", "IMG_STD", "LazyFrames", "ResumePoint", "TrackedBatch", "TrackingCancelled", "compiled_predictor",
+           "load_resume_point", "save_resume_point", "track_objects"]
 
 class TrackingCancelled(Exception):  # noqa: N818 - the name other modules code against
     """should_cancel() returned True; batches yielded before stay valid."""
 
 
-@dataclass
-class ResumePoint:
-    """Where a run stood after the last frame of a batch: enough to continue it exactly in a new process.
-
-    pass_idx: 0 for the first propagation pass, 1 for the reverse pass of a `both` job. frame_idx: the last frame
-    the pass processed. frames_done: frames reported so far. outputs/tracked: per object position, SAM2's
-    conditioning and (pruned) non-conditioning outputs and its frames_tracked entries, tensors on the model's device.
-    plan: the job's frame ranges, so a point is never applied to another job shape.
-    """
-
-    pass_idx: int
-    frame_idx: int
-    frames_done: int
-    track_ids: list[int]
-    plan: list[list[int]]
-    outputs: dict
-    tracked: dict
-
-
 class TrackedBatch(list):
-    """A batch of FrameMasks (a list), plus the ResumePoint after its last frame."""
+    """A batch of FrameMasks (a list), plus the ResumePoint after its last frame and, for benchmarks, the seconds the
+    model's thread has waited for frames since the run started (frames_wait_s)."""
 
     resume_point: ResumePoint | None = None
+    frames_wait_s: float = 0.0
 
 
 def track_objects(
@@ -200,6 +182,7 @@ def _run(
     out = _Results(state, objects, device, options, feeder)
     started = time.perf_counter()
     resume = options.resume
+    track_ids = [obj.track_id for obj in objects]
     frames_done = resume.frames_done if resume else 0
     frames_at_start = frames_done
     batch = TrackedBatch()
@@ -211,7 +194,7 @@ def _run(
             add_seeds(predictor, state, objects)
             predictor.propagate_in_video_preflight(state)
             if resume is not None:
-                _restore(state, resume)
+                restore(state, resume)
         for pass_idx, (order, reverse) in enumerate(_passes(plan)):
             if resume is not None and pass_idx < resume.pass_idx:
                 continue
@@ -246,7 +229,8 @@ def _run(
                     prune_outputs(state, frame_idx, run_reverse, keep, protect)
                     if batch_frames == batch_size:
                         batch.extend(out.flush())
-                        batch.resume_point = _capture(state, pass_idx, frame_idx, frames_done, objects, plan)
+                        batch.resume_point = capture(state, pass_idx, frame_idx, frames_done, track_ids, _plan_key(plan))
+                        batch.frames_wait_s = feeder.wait_seconds
                         full, batch, batch_frames = batch, TrackedBatch(), 0
                         yield full
                         del full
@@ -254,13 +238,24 @@ def _run(
                 steps.close()
             batch.extend(out.flush())
             if batch:
-                batch.resume_point = _capture(state, pass_idx, order[-1], frames_done, objects, plan)
+                batch.resume_point = capture(state, pass_idx, order[-1], frames_done, track_ids, _plan_key(plan))
+                batch.frames_wait_s = feeder.wait_seconds
                 full, batch, batch_frames = batch, TrackedBatch(), 0
                 yield full
                 del full
     finally:
         state.clear()
         feeder.close()
+
+
+def _check_resume(point: ResumePoint, plan: _Plan, objects: Sequence[ObjectSeeds]) -> None:
+    if not isinstance(point, ResumePoint):
+        raise TypeError(f"resume must be a ResumePoint, got {type(point).__name__}")
+    if point.track_ids != [o.track_id for o in objects] or point.plan != _plan_key(plan):
+        raise ValueError("the saved tracking state belongs to another job (objects or frames differ)")
+    passes = _passes(plan)
+    if not (0 <= point.pass_idx < len(passes)) or point.frame_idx not in passes[point.pass_idx][0]:
+        raise ValueError(f"the saved tracking state points at frame {point.frame_idx}, outside the job")
 
 
 def _frames_asked(state: dict, order: range) -> list[int]:
@@ -338,81 +333,62 @@ class _Results:
         return results
 
 
-# -- exact resume
-def _capture(state: dict, pass_idx: int, frame_idx: int, frames_done: int, objects: list[ObjectSeeds],
-             plan: _Plan) -> ResumePoint:
-    # Shallow copies: SAM2 adds and we delete per-frame entries, but never change a stored output in place, so the
-    # point stays what it was at this frame while tracking goes on.
-    outputs = {
-        obj_idx: {"cond_frame_outputs": dict(obj_out["cond_frame_outputs"]),
-                  "non_cond_frame_outputs": dict(obj_out["non_cond_frame_outputs"])}
-        for obj_idx, obj_out in state["output_dict_per_obj"].items()
-    }
-    tracked = {obj_idx: {t: dict(v) for t, v in frames.items()}
-               for obj_idx, frames in state["frames_tracked_per_obj"].items()}
-    return ResumePoint(pass_idx, int(frame_idx), int(frames_done), [o.track_id for o in objects], _plan_key(plan),
-                       outputs, tracked)
+_warmed: weakref.WeakSet = weakref.WeakSet()
+_warm_lock = threading.Lock()
 
 
-def _restore(state: dict, point: ResumePoint) -> None:
-    if sorted(state["output_dict_per_obj"]) != sorted(point.outputs):
-        raise ValueError("the saved tracking state is for other objects")
-    for obj_idx, saved in point.outputs.items():
-        state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"] = dict(saved["cond_frame_outputs"])
-        state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"] = dict(saved["non_cond_frame_outputs"])
-        state["frames_tracked_per_obj"][obj_idx] = {t: dict(v) for t, v in point.tracked[obj_idx].items()}
-
-
-def _check_resume(point: ResumePoint, plan: _Plan, objects: Sequence[ObjectSeeds]) -> None:
-    if not isinstance(point, ResumePoint):
-        raise TypeError(f"resume must be a ResumePoint, got {type(point).__name__}")
-    if point.track_ids != [o.track_id for o in objects] or point.plan != _plan_key(plan):
-        raise ValueError("the saved tracking state belongs to another job (objects or frames differ)")
-    passes = _passes(plan)
-    if not (0 <= point.pass_idx < len(passes)) or point.frame_idx not in passes[point.pass_idx][0]:
-        raise ValueError(f"the saved tracking state points at frame {point.frame_idx}, outside the job")
-
-
-def save_resume_point(point: ResumePoint, path: str | Path) -> None:
-    """Write a ResumePoint with torch.save (tensors, numbers, strings, lists and dicts only), atomically: a reader
-    sees the previous file or the new one, never half of one."""
+def compiled_predictor(predictor: Any) -> Any:
+    """The predictor run compiled, as sam2's SAM2VideoPredictorVOS (`build_sam2_video_predictor(...,
+    vos_optimized=True)`): torch.compile (max-autotune) of the image encoder, memory encoder, memory attention,
+    prompt encoder and mask decoder. CUDA only (ValueError elsewhere, with what to do). Converts the loaded predictor
+    in place, keeping its weights, and warms it up once per process on a short synthetic clip, so the first job does
+    not pay for compilation frame by frame; later calls return at once."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "version": RESUME_FORMAT_VERSION, "pass_idx": point.pass_idx, "frame_idx": point.frame_idx,
-        "frames_done": point.frames_done, "track_ids": list(point.track_ids), "plan": point.plan,
-        "outputs": point.outputs, "tracked": point.tracked,
-    }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    device = torch.device(predictor.device)
+    if device.type != "cuda":
+        raise ValueError(
+            f"compiled mode needs a CUDA GPU (torch.compile with max-autotune of SAM2 for the GPU); the model runs on "
+            f"{device}: run this consumer without --compile, or on a GPU with --device cuda"
+        )
+    from sam2.sam2_video_predictor import SAM2VideoPredictorVOS
+
+    with _warm_lock:
+        if predictor in _warmed:
+            return predictor
+        if not isinstance(predictor, SAM2VideoPredictorVOS):
+            # What SAM2VideoPredictorVOS.__init__ and SAM2Base(compile_image_encoder=True) add to a built model.
+            predictor.__class__ = SAM2VideoPredictorVOS
+            predictor.image_encoder.forward = torch.compile(
+                predictor.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
+            )
+            predictor._compile_all_components()
+        _warm_up(predictor)
+        _warmed.add(predictor)
+    return predictor
 
 
-def load_resume_point(path: str | Path, device: Any) -> ResumePoint:
-    """Read a file written by save_resume_point, with weights_only=True (no pickled objects are ever run), onto
-    `device`. ValueError when it is not a resume point of this format."""
-    import torch
+def _warm_up(predictor: Any) -> None:
+    """Track a box through a few synthetic frames: compiles every graph a job uses (the memory attention is
+    compiled for a varying number of memories, so the clip is longer than the memory)."""
+    import tempfile
 
-    try:
-        payload = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise ValueError(f"{Path(path).name} is not a readable tracking state ({exc})") from exc
-    try:
-        if payload["version"] != RESUME_FORMAT_VERSION:
-            raise ValueError(f"tracking state format {payload['version']!r}, expected {RESUME_FORMAT_VERSION}")
-        return ResumePoint(int(payload["pass_idx"]), int(payload["frame_idx"]), int(payload["frames_done"]),
-                           [int(t) for t in payload["track_ids"]], payload["plan"], dict(payload["outputs"]),
-                           dict(payload["tracked"]))
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"{Path(path).name} is not a tracking state of this version ({exc})") from exc
+    from PIL import Image
+
+    from .types import Seed
+    from .video import open_video
+
+    frames = 12
+    with tempfile.TemporaryDirectory(prefix="sam2t-warmup-") as tmp:
+        for idx in range(frames):
+            frame = np.full((256, 256, 3), 60, np.uint8)
+            frame[40 + idx * 4 : 120 + idx * 4, 60:140] = (220, 40, 40)
+            Image.fromarray(frame).save(f"{tmp}/{idx:03d}.png")
+        objects = [ObjectSeeds(1, (Seed(0, box=Box(60, 40, 140, 120)),))]
+        with open_video(tmp) as source:
+            for _batch in track_objects(predictor, source, objects, 0, frames, Direction.FORWARD, frames,
+                                        feeder_threads=1):
+                pass
 
 
 def _memory_reach(predictor: Any) -> int:

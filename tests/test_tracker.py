@@ -362,3 +362,44 @@ def test_each_frame_decoded_about_once_with_previews(predictor, tmp_path: Path, 
         for idx, (rgb, results) in previews.items():
             assert np.array_equal(rgb, reference.read(idx)), f"preview frame {idx}"
             assert [(r.frame_idx, r.track_id) for r in results] == [(idx, 1), (idx, 2)]
+
+
+@pytest.mark.slow
+def test_resume_point_continues_bit_identically(predictor, clip_dir: Path, tmp_path: Path) -> None:
+    """A run resumed from a saved ResumePoint (written to a file and read back with weights_only) yields exactly the
+    frames after the point, with the masks of the uninterrupted run: from a point in the forward pass of a `both`
+    job and from one in its reverse pass (which reads the forward pass's outputs near the start frame)."""
+    from sam2_tracking.tracker import load_resume_point, save_resume_point, track_objects
+
+    objects = [ObjectSeeds(1, (box_seed(20, 1),)), ObjectSeeds(2, (Seed(20, mask=disc_mask(110, 60, 12)),))]
+
+    def run(resume=None):
+        with open_video(clip_dir) as frames:
+            return list(track_objects(predictor, frames, objects, 20, None, Direction.BOTH, 7, resume=resume))
+
+    full = run()
+    order = [fm.frame_idx for batch in full for fm in batch[::2]]
+    reference = as_arrays(full, 2)
+    points = [batch.resume_point for batch in full]
+    assert [p.pass_idx for p in points] == [0, 0, 0, 1, 1, 1] and points[-1].frames_done == N
+    for point in (points[1], points[4]):
+        path = tmp_path / "job.pt"
+        save_resume_point(point, path)
+        resumed = run(load_resume_point(path, "cpu"))
+        got = as_arrays(resumed, 2)
+        assert list(got) == order[point.frames_done :]
+        assert all(np.array_equal(got[i], reference[i]) for i in got), "resumed masks differ"
+    with pytest.raises(ValueError, match="another job"):
+        with open_video(clip_dir) as frames:
+            track_objects(predictor, frames, objects[:1], 20, None, Direction.BOTH, 7, resume=points[1])
+    (tmp_path / "bad.pt").write_bytes(b"not a tracking state")
+    with pytest.raises(ValueError, match="not a readable tracking state"):
+        load_resume_point(tmp_path / "bad.pt", "cpu")
+
+
+def test_compiled_mode_is_refused_on_cpu(predictor) -> None:
+    from sam2_tracking.tracker import compiled_predictor
+
+    with pytest.raises(ValueError, match="compiled mode needs a CUDA GPU.*without --compile"):
+        compiled_predictor(predictor)
+    assert type(predictor).__name__ == "SAM2VideoPredictor"  # left as it was
