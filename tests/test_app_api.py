@@ -184,3 +184,36 @@ def test_tracks_created_renamed_deleted_and_restored_through_the_api(secured_app
     assert feature.frame_idx == 7 and feature.keyframe and feature.box.x1 == 10 and len(feature.clicks) == 1
     with pytest.raises(Exception, match="Nothing to restore"):
         annotator.predict(viewer, api_name="/undo_delete")
+
+
+def test_the_seed_preview_route_needs_a_login_and_answers_bad_requests_with_a_message(secured_app):
+    server, store = secured_app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    url = f"{server.url}viewer/preview/{dataset.dataset_id}"
+    good = {"frame_idx": 0, "clicks": [[10, 10, True]], "queue": "cpu"}
+    assert httpx.post(url, json=good).status_code == 401
+    cookies = _client(server, "ann", "ann-secret").cookies
+    before = (store.get_setting("sam2_enabled", False), store.get_setting("tracking_enabled", False))
+    try:
+        store.set_setting("sam2_enabled", False)
+        refused = httpx.post(url, json=good, cookies=cookies)
+        assert refused.status_code == 400 and refused.json()["error"].startswith("SAM2 is turned off")
+        store.set_setting("sam2_enabled", True)
+        store.set_setting("tracking_enabled", True)
+        for body, words in [
+            ({**good, "clicks": [[dataset.width + 5, 10, True]]}, "outside the frame"),
+            ({**good, "clicks": "abc"}, "not a valid prompt"),
+            ({**good, "frame_idx": "x"}, "not a valid prompt"),
+            ({**good, "box": [1, 2]}, "not a valid prompt"),
+            (good, "choose a model"),  # no model is ready on this server
+            ({**good, "model": 5}, "choose a model"),
+            ({**good, "model": "sam2.1_hiera_tiny"}, "is not ready"),
+            ({**good, "queue": "tpu"}, "unknown queue"),
+        ]:
+            response = httpx.post(url, json=body, cookies=cookies)
+            assert response.status_code == 400 and words in response.json()["error"].lower(), (body, response.text)
+        assert httpx.post(f"{server.url}viewer/preview/999", json=good, cookies=cookies).json()["error"].startswith(
+            "Unknown video")
+    finally:
+        store.set_setting("sam2_enabled", before[0])
+        store.set_setting("tracking_enabled", before[1])

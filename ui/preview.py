@@ -63,7 +63,7 @@ def mount_preview_route(app, settings, store) -> None:
             return _refused("SAM2 is turned off: an admin turns on SAM2 and mask tracking in the Admin tab.")
         if not isinstance(payload, dict):
             return _refused("not a preview request")
-        model = payload.get("model") or _first_ready_model(store)
+        model = payload.get("model") or _first_ready_model(store) or ""  # "": request_preview says what to do
         queue = payload.get("queue") or settings.queue_names[0]
         if not isinstance(model, str) or not isinstance(queue, str):
             return _refused("choose a model and a queue first")
