@@ -1,27 +1,15 @@
-"""Which frames a tracking job covers, and how to finish a job that a dead worker left half done.
+"""Which frames a tracking job covers, in the order it writes them, and which of them carry a notification.
 
-Pure functions over frame indices: the runner (queues.runner) turns the legs into tracker calls.
+Pure functions over frame indices, used by the runner (queues.runner). A job that a dead worker left half done needs
+no plan of its own: the runner continues it from the tracker's saved state (exact), or tracks it again from its
+seeds, skipping the frames already committed.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from sam2_tracking.types import Direction, JobSpec
-
-
-@dataclass(frozen=True)
-class Leg:
-    """One tracker call: `num_frames` frames from `start_frame_idx` (inclusive) in `direction`.
-
-    resume_frame_idx: a frame this job already committed that seeds the leg with its mask (None on a fresh job).
-    """
-
-    direction: Direction
-    start_frame_idx: int
-    num_frames: int | None  # None: to the end of the video (or its first frame going backward)
-    resume_frame_idx: int | None = None
 
 
 def forward_frames(spec: JobSpec, frame_count: int) -> range:
@@ -43,36 +31,6 @@ def job_frames(spec: JobSpec, frame_count: int) -> list[int]:
     return list(forward_frames(spec, frame_count)) + list(backward_frames(spec))[1:]
 
 
-def plan_legs(spec: JobSpec, frame_count: int, committed: set[int]) -> list[Leg]:
-    """Legs that finish the job given the frames already committed.
-
-    A fresh job is one leg in the job's own direction, so its masks equal one stock SAM2 run. A resumed job restarts
-    each direction at its last committed frame; the runner skips frames already committed, so none is written twice.
-    """
-    if not committed:
-        return [Leg(spec.direction, spec.start_frame_idx, spec.num_frames)]
-    legs: list[Leg] = []
-    if spec.direction in (Direction.FORWARD, Direction.BOTH):
-        legs += _resume_leg(Direction.FORWARD, forward_frames(spec, frame_count), committed)
-    if spec.direction in (Direction.BACKWARD, Direction.BOTH):
-        legs += _resume_leg(Direction.BACKWARD, backward_frames(spec), committed)
-    return legs
-
-
-def _resume_leg(direction: Direction, frames: range, committed: set[int]) -> list[Leg]:
-    remaining = [idx for idx in frames if idx not in committed]
-    if not remaining:
-        return []
-    done_in_direction = [idx for idx in frames if idx in committed]
-    if not done_in_direction:
-        return [Leg(direction, frames[0], len(frames))]
-    # Frames are committed batch by batch in order, so the last committed one sits just before the first remaining.
-    last_idx = max(done_in_direction) if direction == Direction.FORWARD else min(done_in_direction)
-    start_pos = frames.index(last_idx)
-    resume_frame = None if last_idx == frames[0] else last_idx
-    return [Leg(direction, last_idx, len(frames) - start_pos, resume_frame)]
-
-
 def notification_interval(frames_total: int, notify_percent: int) -> int:
     """Frames between two progress notifications: ceil(total * percent / 100), at least 1."""
     return max(1, math.ceil(frames_total * notify_percent / 100))
@@ -86,3 +44,9 @@ def is_notification_frame(frames_done: int, frames_total: int, notify_percent: i
 def expected_notifications(frames_total: int, notify_percent: int) -> int:
     interval = notification_interval(frames_total, notify_percent)
     return frames_total // interval + (1 if frames_total % interval else 0)
+
+
+def notification_frames(spec: JobSpec, frame_count: int) -> set[int]:
+    """The frames whose commit carries a progress notification (with a preview), known before tracking starts."""
+    frames = job_frames(spec, frame_count)
+    return {idx for done, idx in enumerate(frames, 1) if is_notification_frame(done, len(frames), spec.notify_percent)}

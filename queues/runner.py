@@ -15,7 +15,7 @@ import numpy as np
 
 # get_store is also imported from here by app.py and tests written before config.py held it.
 from queues.config import STALE_AFTER_S, get_store
-from queues.plan import is_notification_frame, job_frames
+from queues.plan import is_notification_frame, job_frames, notification_frames
 from queues.seeds import seeds_from_json
 from queues.worker import WorkerIdentity, model_device
 from sam2_tracking.settings import Settings
@@ -120,9 +120,8 @@ class _JobRun:
         self.frames_at_start = self.frames_done
         if self.frames_done == self.frames_total:
             return
-        # The frames whose commit carries a notification, known up front: the feeder keeps those frames for previews.
-        notify = {idx for k, idx in enumerate(all_frames, 1)
-                  if is_notification_frame(k, self.frames_total, self.spec.notify_percent)}
+        # Known up front, so the feeder keeps those frames for the previews instead of decoding them again.
+        notify = notification_frames(self.spec, dataset.frame_count)
         model_path = self.settings.model_dir / self.spec.model_name
         device = model_device(self.worker.device)
         predictor = load_predictor(model_path, device=device)
