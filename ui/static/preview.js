@@ -4,7 +4,7 @@
 // a +/- click) it posts the active track's unsaved box and clicks on the current frame to /viewer/preview/<video>,
 // and draws the answer with setPendingMask(). While a request is out, newer edits wait and only the latest is sent
 // (clicks are never answered out of order). "Accept" saves the seed like any edit (the viewer's Save); "Clear"
-// drops the seed and its mask.
+// drops the seed and its mask. A mask stays on screen only while its seed is unsaved.
 //
 // For tests and benchmarks: window.sam2Preview.answers lists every answer {seq, frame, track, ms, present,
 // counts, encoded, error}; ms runs from the edit to the mask being handed to the viewer.
@@ -14,7 +14,8 @@
   root.dataset.ready = "1";
   const status = root.querySelector(".pv-status");
   const enabled = root.querySelector(".pv-on");
-  const P = { seq: 0, inflight: false, next: null, answers: [], hooked: null };
+  // shown: "track:frame" keys of the masks this panel drew; a mask is shown only while its seed is unsaved.
+  const P = { seq: 0, inflight: false, next: null, answers: [], hooked: null, shown: new Set() };
   window.sam2Preview = P;
 
   function say(text, error) {
@@ -64,6 +65,7 @@
           return;
         }
         v.setPendingMask(t.track, t.frame, data.present ? data.counts : null);
+        if (data.present) P.shown.add(t.track + ":" + t.frame);
         say(data.present
           ? `Preview: ${Math.round(ms)} ms${data.encoded ? "" : " (frame features reused)"}. Accept (A) or refine.`
           : "SAM2 sees no object for these prompts: add a positive click or redraw the box.", !data.present);
@@ -81,6 +83,20 @@
         if (later) ask(later);
       });
   }
+  // A pending mask belongs to an unsaved seed: once the seed is saved (Accept, S), discarded or cleared, its mask
+  // goes too (the saved keyframe keeps the prompts, and a job gives exactly this mask again).
+  function reconcile() {
+    const v = window.sam2Viewer;
+    if (!v || !P.shown.size) return;
+    const pending = v.state().pending || {};
+    for (const key of Array.from(P.shown)) {
+      const [track, frame] = key.split(":");
+      if (!hasPrompt((pending[frame] || {})[track])) {
+        P.shown.delete(key);
+        v.setPendingMask(Number(track), Number(frame), null);
+      }
+    }
+  }
   function record(answer) {
     P.answers.push(answer);
     root.dispatchEvent(new CustomEvent("pv:answer", { detail: answer }));
@@ -90,7 +106,10 @@
     const t = target();
     if (!t || !hasPrompt(t.seed)) { say("Nothing to accept: drag a box or click on the object first.", true); return; }
     const save = document.querySelector("#save-button");
-    if (save) { save.click(); say("Accepted: saved as the keyframe of this frame.", false); }
+    if (save) {
+      save.click();
+      say("Accepted: saved as this frame's keyframe; tracking from it gives exactly this mask here.", false);
+    }
   }
   function clear() {
     const v = window.sam2Viewer;
@@ -116,6 +135,7 @@
     if (v && P.hooked !== v) {
       P.hooked = v;
       v.on("pending", () => { if (enabled.checked) ask(target()); });
+      v.on("painted", reconcile);
     }
   }
   hook();
