@@ -1,7 +1,8 @@
 """SAM2 model catalogue: the default SAM2.1 models and custom entries; the one import for everything about models.
 
-The work lives in smaller modules re-exported here: model_config (config validation), model_files (verified
-downloads and uploads swapped in atomically, status, removal) and model_loading (safe loading, per-process cache).
+The work lives in smaller modules re-exported here: model_config (config validation), model_fetch (capped,
+resumable, cancellable HTTP), model_files (verified downloads and uploads swapped in atomically, status, removal) and
+model_loading (safe loading, per-process cache).
 torch, hydra and sam2 are imported inside the functions that need them, never at import time.
 """
 
@@ -10,12 +11,9 @@ from __future__ import annotations
 import re
 
 from .model_config import MAX_CONFIG_BYTES, ModelError, builtin_config_text, load_config_file, validate_config
+from .model_fetch import DEFAULT_MAX_CHECKPOINT_BYTES, DownloadCancelled, DownloadLimits, ModelEntry
 from .model_files import (
-    DEFAULT_MAX_CHECKPOINT_BYTES,
     MANIFEST_NAME,
-    DownloadCancelled,
-    DownloadLimits,
-    ModelEntry,
     check_name,
     clear_interrupted,
     download_in_progress,
