@@ -52,10 +52,11 @@ class _OneFrameSource:
     def read(self, frame_idx: int) -> np.ndarray:
         if frame_idx != self.frame_idx:
             raise RuntimeError(f"the preview state holds frame {self.frame_idx}, SAM2 asked for {frame_idx}")
-        if callable(self._frame):
-            self._frame = self._frame()
-        frame = self._frame
-        # SAM2 keeps the tensor it made from the frame; the RGB copy is only needed once.
+        if self._frame is None:
+            # The engine drops a state whose request failed, so a fresh one (with the frame) serves the next request.
+            raise RuntimeError(f"frame {frame_idx} of this preview state was already turned into SAM2 features")
+        frame = self._frame() if callable(self._frame) else self._frame
+        # SAM2 keeps the features it computed from the frame; the RGB copy is only needed once.
         self._frame = None
         return frame
 
