@@ -8,6 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
+from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
 from sam2_tracking.store import (
     SCHEMA_VERSION,
     CreateTrack,
@@ -341,3 +342,74 @@ def test_several_processes_write_at_once(tmp_path):
     assert all(len(store.get_features(t)) == 40 for t in tracks)
     assert store.get_revision(ds.dataset_id) == 20
     store.close()
+
+
+def test_a_worker_that_lost_its_job_cannot_write_or_end_it(store, dataset):
+    from sam2_tracking.store.jobs import LeaseLost
+
+    tid = store.create_track(dataset.dataset_id).track_id
+    job = running_job(store, dataset, [tid])  # held by w1
+    assert store.job_lease(job.job_id, "w1") == "ok"
+    assert store.requeue_job(job.job_id, expected_worker="w1") and store.claim_job(job.job_id, "w2")
+    assert store.job_lease(job.job_id, "w1") == "lost"
+    with pytest.raises(LeaseLost):
+        store.write_job_batch(job.job_id, results(tid, [0, 1]), worker="w1")
+    assert not store.finish_job(job.job_id, "w1", "failed", error="boom")
+    store.write_job_batch(job.job_id, results(tid, [0, 1]), worker="w2")
+    store.request_cancel(job.job_id)
+    assert store.job_lease(job.job_id, "w2") == "cancel"
+    assert store.finish_job(job.job_id, "w2", "cancelled")
+    job = store.get_job(job.job_id)
+    assert job.status == "cancelled" and job.error is None and store.job_frames_written(job.job_id) == {0, 1}
+
+
+def test_a_track_deleted_mid_job_fails_its_next_batch_with_a_message(store, dataset):
+    tid = store.create_track(dataset.dataset_id).track_id
+    job = running_job(store, dataset, [tid])
+    store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id), [DeleteTrack(tid)])
+    with pytest.raises(EditError, match=f"track\\(s\\) {tid} were deleted while the job ran"):
+        store.write_job_batch(job.job_id, results(tid, [0]))
+
+
+@pytest.mark.parametrize("chunk_rows", [5000, 7])
+def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkeypatch, chunk_rows):
+    """A large import (forced here with a chunk of 7 rows) is staged in many short transactions and swapped in at
+    once; a small one is one transaction. Either way the result is the same, staging leaves nothing behind, and
+    the replace is refused (store unchanged) while a job on the dataset is queued."""
+    from sam2_tracking.store import exchange
+
+    monkeypatch.setattr(exchange, "IMPORT_CHUNK_ROWS", chunk_rows)
+    old = store.create_track(dataset.dataset_id, "old").track_id
+    store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
+                     [UpsertKeyframe(old, f, box=Box(1, 1, 9, 9)) for f in range(12)])
+    tracks = [TrackData(100 + i, (("fish", 1.0),), tuple(Feature(100 + i, f, box=Box(2, 2, 20 + i, 20))
+                                                         for f in range(10)), {}) for i in range(3)]
+    incoming = AnnotationSet(tuple(tracks), W, H, 50, 30.0, "clip")
+    job = store.create_job(JobSpec(dataset.dataset_id, (old,), 0, "tiny", "cpu"), 5)
+    before = snapshot(store.path)
+    with pytest.raises(EditError, match="working on this video"):
+        store.import_annotations(dataset.dataset_id, incoming, replace_existing=True)
+    assert snapshot(store.path) == before
+    store.cancel_if_queued(job.job_id)
+    writes = []
+    original = type(store)._write
+
+    def counting(self):
+        writes.append(1)
+        return original(self)
+
+    monkeypatch.setattr(type(store), "_write", counting)
+    mapping = store.import_annotations(dataset.dataset_id, incoming, replace_existing=True)
+    monkeypatch.undo()
+    assert (len(writes) > 5) == (chunk_rows == 7)
+    assert sorted(mapping) == [100, 101, 102]
+    exported = store.export_annotations(dataset.dataset_id)
+    assert [t.track_id for t in exported.tracks] == sorted(mapping.values())
+    assert [[(f.frame_idx, f.box) for f in t.features] for t in exported.tracks] == \
+        [[(f.frame_idx, f.box) for f in t.features] for t in tracks]
+    assert [d.dataset_id for d in store.list_datasets()] == [dataset.dataset_id]
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tracks WHERE track_id = ?", (old,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM features WHERE track_id = ?", (old,)).fetchone()[0] == 0
+    assert old not in mapping.values(), "a replaced track's id is never given to a new one"

@@ -113,14 +113,17 @@ class StoreCore:
 
     def list_datasets(self) -> list[Dataset]:
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets ORDER BY dataset_id").fetchall()
+            rows = conn.execute(
+                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE staging = 0 ORDER BY dataset_id"
+            ).fetchall()
         return [Dataset(*row) for row in rows]
 
     def find_dataset_by_path(self, path: str | os.PathLike) -> Dataset | None:
         """The most recently added dataset for this path, or None."""
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE path = ? ORDER BY dataset_id DESC LIMIT 1",
+                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE path = ? AND staging = 0"
+                " ORDER BY dataset_id DESC LIMIT 1",
                 (str(path),),
             ).fetchone()
         return None if row is None else Dataset(*row)

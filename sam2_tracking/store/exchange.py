@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 
 from ..annotations import AnnotationSet, TrackData
@@ -51,41 +52,146 @@ class ExchangeMixin:
         replace_existing: bool = False,
         base_revision: int | None = None,
     ) -> dict[int, int]:
-        """Add the set's tracks to the dataset in one transaction; returns {track id in the file: new track id}.
+        """Add the set's tracks to the dataset, all at once for everyone else; returns {track id in the file: new
+        track id}.
 
         Everything is checked against the dataset (frames in range, masks at video size) before anything is
         written, and a failure names the track and frame: then the store is unchanged. replace_existing deletes the
-        dataset's tracks first. Imported features count as people's work (no job), keeping their keyframe flags.
+        dataset's tracks (refused while a job on the dataset is queued or running). Imported features count as
+        people's work (no job), keeping their keyframe flags.
+
+        No transaction holds the write lock for long, whatever the file's size: the consumers' heartbeats and batch
+        commits wait on it (see queues.config.STALE_AFTER_S). A file of more than IMPORT_CHUNK_ROWS features is
+        written into a hidden staging dataset IMPORT_CHUNK_ROWS rows per transaction, then swapped in by moving
+        track rows (not features) in one short transaction; the tracks it replaces are deleted afterwards, again in
+        bounded transactions.
         """
-        # Encode every row before taking the write lock, so the transaction is SQL only and other processes (the
-        # consumers' heartbeats and batch commits) wait on it for as short a time as possible.
+        with self._read() as conn:
+            dataset = _dataset_row(conn, dataset_id)
+            if replace_existing:  # answer at once; checked again in the transaction that deletes
+                refuse_replace_during_jobs(conn, dataset_id)
+        _check_against_dataset(annotations, dataset)
+        # Encode every row before taking the write lock: the transactions are SQL only.
         prepared = []
         for track in annotations.tracks:
             pairs = [[str(label), float(score)] for label, score in track.confidence_pairs] or [["object", 1.0]]
             rows = [feature_values(replace(feature, job_id=None))[1:] for feature in track.features]
             prepared.append((track.track_id, json.dumps(pairs), attributes_json(track.attributes,
                                                                                  f"track {track.track_id}"), rows))
-        with self._write() as conn:
-            dataset = _dataset_row(conn, dataset_id)
-            if base_revision is not None and base_revision != dataset.revision:
-                raise RevisionConflict(dataset_id, base_revision, dataset.revision)
-            _check_against_dataset(annotations, dataset)
-            if replace_existing:
-                refuse_replace_during_jobs(conn, dataset_id)
-                conn.execute("DELETE FROM tracks WHERE dataset_id = ?", (dataset_id,))
+        if sum(len(rows) for *_, rows in prepared) <= IMPORT_CHUNK_ROWS:
+            with self._write() as conn:
+                _check_revision(conn, dataset_id, base_revision)
+                if replace_existing:
+                    refuse_replace_during_jobs(conn, dataset_id)
+                mapping = {}
+                for file_track_id, pairs_json, attributes, rows in prepared:
+                    mapping[file_track_id] = track_id = _insert_track(conn, dataset_id, pairs_json, attributes)
+                    _insert_features(conn, track_id, rows)
+                if replace_existing and mapping:
+                    # Delete after inserting, so the new tracks never take the ids of the ones they replace (a
+                    # finished job or an open page naming an old id must not reach a new track).
+                    conn.execute("DELETE FROM tracks WHERE dataset_id = ? AND track_id < ?",
+                                 (dataset_id, min(mapping.values())))
+                elif replace_existing:
+                    conn.execute("DELETE FROM tracks WHERE dataset_id = ?", (dataset_id,))
+                conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset_id,))
+            return mapping
+        return self._staged_import(dataset, prepared, replace_existing, base_revision)
+
+    def _staged_import(self, dataset, prepared: list, replace_existing: bool, base_revision: int | None) -> dict:
+        staging = self._add_staging_dataset(dataset)
+        trash = self._add_staging_dataset(dataset) if replace_existing else None
+        try:
             mapping: dict[int, int] = {}
-            for file_track_id, pairs_json, attributes, rows in prepared:
-                cur = conn.execute(
-                    "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
-                    (dataset_id, pairs_json, attributes),
-                )
-                mapping[file_track_id] = track_id = cur.lastrowid
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS})",
-                    [(track_id, *row) for row in rows],
-                )
-            conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset_id,))
+            for unit in _units_of_work(prepared, IMPORT_CHUNK_ROWS):
+                with self._write() as conn:  # commits between units, letting other writers in
+                    for file_track_id, pairs_json, attributes, rows in unit:
+                        if file_track_id not in mapping:
+                            mapping[file_track_id] = _insert_track(conn, staging, pairs_json, attributes)
+                        _insert_features(conn, mapping[file_track_id], rows)
+            with self._write() as conn:
+                _check_revision(conn, dataset.dataset_id, base_revision)
+                if trash is not None:
+                    refuse_replace_during_jobs(conn, dataset.dataset_id)
+                    conn.execute("UPDATE tracks SET dataset_id = ? WHERE dataset_id = ?", (trash, dataset.dataset_id))
+                conn.execute("UPDATE tracks SET dataset_id = ? WHERE dataset_id = ?", (dataset.dataset_id, staging))
+                conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset.dataset_id,))
+        finally:
+            for leftover in (staging, trash):
+                if leftover is not None:
+                    self._drop_staging_dataset(leftover)
         return mapping
+
+    def _add_staging_dataset(self, like) -> int:
+        with self._write() as conn:
+            return conn.execute(
+                "INSERT INTO datasets (name, path, kind, frame_count, fps, width, height, revision, created_at, staging)"
+                " VALUES (?, '', ?, ?, ?, ?, ?, 0, ?, 1)",
+                (f"import staging for dataset {like.dataset_id}", like.kind, like.frame_count, like.fps, like.width,
+                 like.height, time.time()),
+            ).lastrowid
+
+    def _drop_staging_dataset(self, staging_id: int) -> None:
+        """Delete a staging dataset and its tracks, IMPORT_CHUNK_ROWS features per transaction."""
+        with self._read() as conn:
+            track_ids = [row[0] for row in conn.execute("SELECT track_id FROM tracks WHERE dataset_id = ?",
+                                                        (staging_id,))]
+        for track_id in track_ids:
+            deleted = IMPORT_CHUNK_ROWS
+            while deleted == IMPORT_CHUNK_ROWS:
+                with self._write() as conn:
+                    deleted = conn.execute(
+                        "DELETE FROM features WHERE track_id = ? AND frame_idx IN"
+                        " (SELECT frame_idx FROM features WHERE track_id = ? LIMIT ?)",
+                        (track_id, track_id, IMPORT_CHUNK_ROWS),
+                    ).rowcount
+        for start in range(0, len(track_ids), 200):
+            with self._write() as conn:
+                marks = ", ".join("?" * len(track_ids[start:start + 200]))
+                conn.execute(f"DELETE FROM tracks WHERE track_id IN ({marks})", track_ids[start:start + 200])
+        with self._write() as conn:
+            conn.execute("DELETE FROM datasets WHERE dataset_id = ? AND staging = 1", (staging_id,))
+
+
+# Rows (features, tracks) per write transaction of a large import: well under a second of write lock here.
+IMPORT_CHUNK_ROWS = 5000
+
+
+def _units_of_work(prepared: list, max_rows: int) -> list[list]:
+    """Split (file track id, labels, attributes, feature rows) items into units of at most max_rows features (a
+    track with more is split across units; each of its pieces carries the same file track id)."""
+    units, unit, size = [], [], 0
+    for file_track_id, pairs_json, attributes, rows in prepared:
+        for start in range(0, max(len(rows), 1), max_rows):
+            piece = rows[start:start + max_rows]
+            if unit and size + len(piece) > max_rows:
+                units.append(unit)
+                unit, size = [], 0
+            unit.append((file_track_id, pairs_json, attributes, piece))
+            size += len(piece) + 1
+    if unit:
+        units.append(unit)
+    return units
+
+
+def _check_revision(conn, dataset_id: int, base_revision: int | None) -> None:
+    dataset = _dataset_row(conn, dataset_id)
+    if base_revision is not None and base_revision != dataset.revision:
+        raise RevisionConflict(dataset_id, base_revision, dataset.revision)
+
+
+def _insert_track(conn, dataset_id: int, pairs_json: str, attributes: str) -> int:
+    return conn.execute(
+        "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
+        (dataset_id, pairs_json, attributes),
+    ).lastrowid
+
+
+def _insert_features(conn, track_id: int, rows: list[tuple]) -> None:
+    conn.executemany(
+        f"INSERT OR REPLACE INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS})",
+        [(track_id, *row) for row in rows],
+    )
 
 
 def _check_against_dataset(annotations: AnnotationSet, dataset) -> None:

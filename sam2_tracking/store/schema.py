@@ -141,7 +141,13 @@ ALTER TABLE jobs ADD COLUMN owner TEXT;
 CREATE INDEX jobs_owner ON jobs (owner, job_id);
 """
 
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2]
+# A large import writes its tracks into a hidden staging dataset in bounded transactions, then swaps them into
+# the real one in a short transaction (see exchange.py): staging datasets are never listed.
+MIGRATION_3 = """
+ALTER TABLE datasets ADD COLUMN staging INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
