@@ -17,20 +17,9 @@ import pytest
 from queues.dispatch import cancel_job, enqueue_tracking_job
 from queues.plan import expected_notifications
 from sam2_tracking.types import JobSpec
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, wait_for
+from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def shared_model_dir(tmp_path_factory, model_server):
-    """The test model downloaded through the real download path (HTTP, verification, safe load) once."""
-    from sam2_tracking.models import custom_model_entry, download_model
-
-    model_dir = tmp_path_factory.mktemp("models")
-    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
-    download_model(entry, model_dir)
-    return model_dir
 
 
 def _free_port() -> int:
@@ -69,7 +58,7 @@ def _ping(client) -> bool:
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def harness(request, tmp_path, shared_model_dir):
+def harness(request, tmp_path, shared_model_dir):  # noqa: F811 (the imported fixture)
     queue_url = ""
     if request.param == "redis":
         queue_url = request.getfixturevalue("redis_url")

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from sam2_tracking.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,6 +28,18 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def shared_model_dir(tmp_path_factory, model_server):
+    """The test model downloaded through the real download path (HTTP, verification, safe load) once per session.
+    A test module that needs it imports this fixture by name."""
+    from sam2_tracking.models import custom_model_entry, download_model
+
+    model_dir = tmp_path_factory.mktemp("models")
+    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
+    download_model(entry, model_dir)
+    return model_dir
 
 
 class QueueHarness:
