@@ -13,7 +13,7 @@ from sam2_tracking.masks import rle_to_mask
 from sam2_tracking.settings import Settings
 from tests.support.app_server import AppServer
 from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
-from tests.test_ui_browser import VIEWPORT, activate_track, launch_chromium, painted
+from tests.test_ui_browser import VIEWPORT, activate_track, launch_chromium, painted, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -76,6 +76,8 @@ def test_click_refine_accept_and_track_from_the_preview(browser, app):
     assert negative["present"], "the random-weight test model scores this seed absent; pick other clicks"
     assert negative["counts"] != positive["counts"], "the negative click did not change the pending mask"
     page.locator("#seed-preview .pv-status").get_by_text("Preview:").wait_for()
+    page.wait_for_timeout(300)  # the viewer paints the pending mask on its next animation frame
+    screenshot(page, "preview.png")
     assert store.get_features(track_id, 0, 1)[0].clicks == ()  # a preview saves nothing
 
     page.keyboard.press("a")  # Accept: the prompts become the keyframe, like any saved edit
