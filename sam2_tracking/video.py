@@ -258,13 +258,15 @@ class VideoFileSource(FrameSource):
         gap = idx - self._last_idx
         if self._decoder is None or not 0 < gap <= SEQUENTIAL_GAP:
             self._seek(idx)
-        for frame_idx, rgb in self._decode_onward():
+        # Frames decoded on the way are converted to RGB only when the cache keeps them (a seek into a long GOP
+        # decodes up to the whole GOP; the YUV to RGB conversion is a good part of the cost per frame).
+        for frame_idx, frame in self._decode_onward(rgb=False):
             if frame_idx == idx:
-                return rgb
+                return frame.to_ndarray(format="rgb24")
             if frame_idx > idx:
                 break
             if idx - frame_idx <= self._cache_size:
-                self._remember(frame_idx, rgb)
+                self._remember(frame_idx, frame.to_ndarray(format="rgb24"))
         # Some demuxers seek to a point after the target; decode from the start of the file as a last resort.
         self._seek(0, to_start=True)
         for frame_idx, rgb in self._decode_onward():

@@ -215,3 +215,16 @@ def test_import_does_not_load_torch() -> None:
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert json.loads(result.stdout) == []
+
+
+def test_backward_reads_decode_each_frame_once_and_the_cache_is_bounded_in_bytes(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "clip.mp4", n=30, options={"g": "8", "bf": "2"})
+    reference = decode_all(path)
+    with open_video(path, cache_bytes=3 * W * H * 3 + 1) as source:  # room for three frames
+        backward = list(source.iter_frames(29, None, -1))
+        assert [i for i, _ in backward] == list(range(29, -1, -1))
+        assert all(np.array_equal(f, reference[i]) for i, f in backward)
+        assert source.decoded_frames == 30  # GOP blocks from each keyframe, never a seek per frame
+        for idx in range(30):
+            source.read(idx)
+        assert len(source._cache) == 3
