@@ -212,6 +212,7 @@ def test_admin_turning_sam2_off_stops_a_running_job_and_keeps_its_frames(browser
     page.reload()
     page.get_by_role("tab", name="Admin").click()
     assert not page.locator("#sam2-toggle input").is_checked()
+    page.locator("#admin-jobs").get_by_text("turned SAM2 off").first.wait_for(state="attached", timeout=10_000)
     screenshot(page, "admin.png")
     page.close()
 

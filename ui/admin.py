@@ -201,7 +201,8 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
                                    label="Queue for model downloads (its workers keep the models)")
     admin_message = gr.Markdown(elem_id="admin-message")
     gr.Markdown("### Models")
-    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, elem_id="models-table")
+    models_table = gr.Dataframe(headers=MODEL_COLUMNS, interactive=False, wrap=True, elem_id="models-table",
+                                elem_classes=["wrap-cells"])
     with gr.Row():
         model_choice = gr.Dropdown([m.name for m in store.list_models()], label="Model", scale=2)
         download_button = gr.Button("Download", variant="primary")
@@ -222,13 +223,15 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
             upload_checkpoint = gr.File(label="Checkpoint (.pt)", file_types=[".pt", ".pth"], type="filepath")
         upload_button = gr.Button("Install")
     gr.Markdown("### Downloads")
-    downloads_table = gr.Dataframe(headers=DOWNLOAD_COLUMNS, interactive=False, wrap=True, elem_id="downloads-table")
+    downloads_table = gr.Dataframe(headers=DOWNLOAD_COLUMNS, interactive=False, wrap=True, elem_id="downloads-table",
+                                   elem_classes=["wrap-cells"])
     gr.Markdown("### Workers and jobs")
     status_line = gr.Markdown()
     workers_table = gr.Dataframe(headers=WORKER_COLUMNS, interactive=False, wrap=True)
-    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="admin-jobs")
+    jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="admin-jobs",
+                              elem_classes=["wrap-cells"])
     with gr.Row():
-        cancel_number = gr.Number(label="Job", precision=0, minimum=1, elem_id="admin-cancel-job")
+        cancel_number = gr.Number(label="Job number", precision=0, elem_id="admin-cancel-job")
         cancel_button = gr.Button("Cancel job", variant="stop", elem_id="admin-cancel-button")
     timer = gr.Timer(2.0)
 

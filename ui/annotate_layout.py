@@ -91,9 +91,10 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                     cancel_button = gr.Button("Cancel job", variant="stop", elem_id="cancel-button")
                     undo_button = gr.Button("Undo job", elem_id="undo-button")
             with gr.Accordion("My jobs (the admin sees everyone's)", open=True):
-                jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="my-jobs")
+                jobs_table = gr.Dataframe(headers=JOB_COLUMNS, interactive=False, wrap=True, elem_id="my-jobs",
+                                          elem_classes=["wrap-cells"])
                 with gr.Row():
-                    follow_number = gr.Number(label="Job", precision=0, minimum=1, elem_id="follow-job")
+                    follow_number = gr.Number(label="Job number", precision=0, elem_id="follow-job")
                     follow_button = gr.Button("Follow this job", elem_id="follow-button")
     timer = gr.Timer(1.0)
 

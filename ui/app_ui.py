@@ -13,6 +13,8 @@ TITLE = "SAM2 mask tracking"
 # Error texts wrap instead of being cut off (toasts and table cells).
 CSS = """
 .toast-body, .toast-text, .toast-details { white-space: normal !important; overflow-wrap: anywhere; }
+.wrap-cells td, .wrap-cells th, .wrap-cells .cell-wrap { white-space: normal !important; overflow-wrap: anywhere; }
+.wrap-cells table { table-layout: auto; }
 .job-bar progress { width: 80%; height: 18px; }
 """
 

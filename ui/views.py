@@ -49,6 +49,8 @@ def workers_rows(workers) -> list[list]:
 def job_message(job) -> str:
     if job.status == "failed":
         return job.error or "failed"
+    if job.error:  # e.g. why someone other than the owner stopped it
+        return job.error
     if job.resumed_count:
         return f"resumed {job.resumed_count}x after a worker stopped"
     return ""
