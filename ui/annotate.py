@@ -67,9 +67,9 @@ class AnnotateHandlers:
         value = vw.normalise(value)
         if value["dataset"] is None:
             return message or "Open a video to start."
-        unsaved = "unsaved edits - save before tracking" if vw.has_unsaved(value) else "all edits saved"
+        # Unsaved seeds are counted by the viewer itself (its info line): they change without a server call.
         track = f"track #{value['active']}" if value["active"] is not None else "no track selected"
-        return f"{value['dataset'].get('name', '')} | {track} | {unsaved}. {message}".strip()
+        return f"{value['dataset'].get('name', '')} | {track}. {message}".strip()
 
     def _dataset(self, value: dict):
         if value["dataset"] is None:
