@@ -403,3 +403,20 @@ def test_compiled_mode_is_refused_on_cpu(predictor) -> None:
     with pytest.raises(ValueError, match="compiled mode needs a CUDA GPU.*without --compile"):
         compiled_predictor(predictor)
     assert type(predictor).__name__ == "SAM2VideoPredictor"  # left as it was
+
+
+def test_consumer_refuses_compile_on_cpu(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
+    env.update(SAM2T_DATA_DIR=str(tmp_path / "data"), SAM2T_EMBED_CONSUMERS="none", PYTHONPATH=str(repo))
+    result = subprocess.run([sys.executable, "-m", "queues.consumer", "cpu", "--device", "cpu", "--compile"],
+                            cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "--compile needs a CUDA GPU" in result.stderr and "drop --compile" in result.stderr
+    result = subprocess.run([sys.executable, "-m", "queues.consumer", "cpu", "--feeder-threads", "0"],
+                            cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--feeder-threads must be at least 1" in result.stderr
