@@ -26,6 +26,7 @@ from huey.api import TaskWrapper
 from huey.consumer import Consumer
 
 from queues.config import STALE_AFTER_S, get_store
+from sam2_tracking.remote_video import VideoFetchError, local_video_path
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,13 +128,13 @@ def request_preview(
         raise PreviewError(f"unknown queue {queue!r}: this server offers {', '.join(settings.queue_names)}")
     try:
         dataset = store.get_dataset(int(dataset_id))
-    except (NotFound, TypeError, ValueError):
+    except (NotFound, TypeError, ValueError, OverflowError):
         raise PreviewError(f"unknown video {dataset_id!r}: open a video first") from None
     seed = _checked_seed(dataset, frame_idx, box, clicks, mask)
     if track_id is not None:
         try:
             track = store.get_track(int(track_id))
-        except (NotFound, TypeError, ValueError):
+        except (NotFound, TypeError, ValueError, OverflowError):
             raise PreviewError(f"unknown track {track_id!r}") from None
         if track.dataset_id != dataset.dataset_id:
             raise PreviewError(f"track {track_id} belongs to another video")
@@ -186,6 +187,8 @@ def _checked_seed(dataset, frame_idx, box, clicks, mask):
     if dataset.width * dataset.height > MAX_FRAME_PIXELS:
         raise PreviewError(f"video frames of {dataset.width}x{dataset.height} are too large to preview")
     try:
+        if isinstance(frame_idx, bool) or not float(frame_idx).is_integer():
+            raise PreviewError(f"frame {frame_idx!r} is not a frame number")
         frame_idx = int(frame_idx)
         clicks = list(clicks or ())
         if len(clicks) > MAX_CLICKS:
@@ -199,7 +202,7 @@ def _checked_seed(dataset, frame_idx, box, clicks, mask):
         seed.check_fits(dataset.width, dataset.height, dataset.frame_count)
     except SeedError as exc:
         raise PreviewError(f"{exc}: nothing to preview") from None
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         if isinstance(exc, PreviewError):
             raise
         raise PreviewError(f"not a valid prompt for a preview ({exc})") from None
@@ -248,15 +251,20 @@ def serve_preview(payload: dict) -> dict:
     store = get_store(settings)
     try:
         dataset = store.get_dataset(int(payload["dataset_id"]))
+        model_name = str(payload["model_name"])
+        if store.get_model(model_name).status != "ready":  # a catalogue name, never a path from the queue
+            return {"error": f"model {model_name!r} is not ready on this server; ask an admin"}
         seed = seed_from_json(payload["seed"])
         # The queue is shared with other clients: check the prompt here too, before any work.
         seed.check_fits(dataset.width, dataset.height, dataset.frame_count)
         worker = _workers.setdefault(queue, _Worker())
-        stat = os.stat(dataset.path)
-        frames = worker.video(dataset.path)
+        # A consumer on another machine has no copy of the app's disk: it fetches the video from the app (cached).
+        video_path = str(local_video_path(settings, dataset))
+        stat = os.stat(video_path)
+        frames = worker.video(video_path)
         if (frames.frame_count, frames.width, frames.height) != (dataset.frame_count, dataset.width, dataset.height):
             return {"error": f"the video file {dataset.path} changed since it was added: add it again"}
-        predictor = load_predictor(settings.model_dir / str(payload["model_name"]),
+        predictor = load_predictor(settings.model_dir / model_name,
                                    device=model_device(identity_for(queue).device))
         preview = worker.engine.preview(
             predictor, (dataset.path, stat.st_size, stat.st_mtime_ns), dataset.frame_count, dataset.width,
@@ -264,7 +272,7 @@ def serve_preview(payload: dict) -> dict:
         )
     except NotFound as exc:
         return {"error": f"not found: {exc}"}
-    except (SeedError, ModelError, VideoError, OSError) as exc:
+    except (SeedError, ModelError, VideoError, VideoFetchError, OSError) as exc:
         return {"error": str(exc)}
     result = preview.result
     return {

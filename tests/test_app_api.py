@@ -204,6 +204,10 @@ def test_the_seed_preview_route_needs_a_login_and_answers_bad_requests_with_a_me
             ({**good, "clicks": [[dataset.width + 5, 10, True]]}, "outside the frame"),
             ({**good, "clicks": "abc"}, "not a valid prompt"),
             ({**good, "frame_idx": "x"}, "not a valid prompt"),
+            ({**good, "frame_idx": 10**400}, "not a valid prompt"),
+            ({**good, "frame_idx": 2.5}, "not a frame number"),
+            ({**good, "track_id": 10**30, "frame_idx": 10**30}, "past the end"),
+            ({**good, "track_id": 10**30}, "unknown track"),
             ({**good, "box": [1, 2]}, "not a valid prompt"),
             (good, "choose a model"),  # no model is ready on this server
             ({**good, "model": 5}, "choose a model"),
@@ -212,8 +216,9 @@ def test_the_seed_preview_route_needs_a_login_and_answers_bad_requests_with_a_me
         ]:
             response = httpx.post(url, json=body, cookies=cookies)
             assert response.status_code == 400 and words in response.json()["error"].lower(), (body, response.text)
-        assert httpx.post(f"{server.url}viewer/preview/999", json=good, cookies=cookies).json()["error"].startswith(
-            "Unknown video")
+        for dataset_id in (999, 10**30):
+            answer = httpx.post(f"{server.url}viewer/preview/{dataset_id}", json=good, cookies=cookies).json()
+            assert answer["error"].startswith("Unknown video")
     finally:
         store.set_setting("sam2_enabled", before[0])
         store.set_setting("tracking_enabled", before[1])

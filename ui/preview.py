@@ -90,8 +90,9 @@ def _as_saved(store, dataset_id: int, track_id, frame_idx, box, clicks):
     _merge_with_saved), while a new box replaces it. Values are checked by request_preview afterwards."""
     from sam2_tracking.store import NotFound
 
-    if box is not None or not isinstance(track_id, int) or not isinstance(frame_idx, int):
-        return box, clicks
+    ids = (dataset_id, track_id, frame_idx)
+    if box is not None or not all(isinstance(v, int) and 0 <= v < 2**62 for v in ids):
+        return box, clicks  # request_preview refuses what is not a valid id with a message
     try:
         if store.get_track(track_id).dataset_id != dataset_id:
             return box, clicks
