@@ -73,12 +73,21 @@ def painted(page, frame_idx: int) -> None:
 
 def drag_box(page, fx1: float, fy1: float, fx2: float, fy2: float) -> None:
     """Drag on the viewer's canvas between two points given as fractions of its size (the rubber band path)."""
-    box = page.locator("#frame-viewer canvas.sv-frame").bounding_box()
+    canvas = page.locator("#frame-viewer canvas.sv-frame")
+    canvas.scroll_into_view_if_needed()  # mouse coordinates are the viewport's
+    box = canvas.bounding_box()
     page.mouse.move(box["x"] + box["width"] * fx1, box["y"] + box["height"] * fy1)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * (fx1 + fx2) / 2, box["y"] + box["height"] * (fy1 + fy2) / 2, steps=4)
     page.mouse.move(box["x"] + box["width"] * fx2, box["y"] + box["height"] * fy2, steps=4)
     page.mouse.up()
+
+
+def live_preview_off(page) -> None:
+    """The live SAM2 preview of a drawn seed has its own test (test_preview_browser.py); here it would only add
+    preview computations in front of the jobs on the same two CPU cores."""
+    if page.locator(".pv-on").count():
+        page.locator(".pv-on").uncheck()
 
 
 def activate_track(page, track_id: int) -> None:
@@ -109,7 +118,7 @@ def check_rle_decoder(page) -> None:
         assert decoded == runs
 
 
-def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undone(browser, app):
+def test_two_tracks_in_one_job_followed_across_a_reload_cancelled_corrected_retracked_and_undone(browser, app):
     server, store, _settings = app
     dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
     track_ids = [t.track_id for t in store.list_tracks(dataset.dataset_id)][:2]
@@ -118,10 +127,7 @@ def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undon
     painted(page, 0)
     screenshot(page, "annotate.png")
     check_rle_decoder(page)
-    # The live SAM2 preview of a drawn seed has its own test (test_preview_browser.py); here it would only add
-    # preview computations in front of the job on the same two CPU cores.
-    if page.locator(".pv-on").count():
-        page.locator(".pv-on").uncheck()
+    live_preview_off(page)
 
     # Step with the keyboard (right, shift+right = +10, left) and draw on the frame shown: frame 10.
     page.keyboard.press("ArrowRight")
@@ -169,6 +175,7 @@ def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undon
     # A reloaded page reattaches to the running job, and cancels it.
     page.reload()
     painted(page, 0)
+    live_preview_off(page)
     page.locator("#job-progress").get_by_text(f"Job {job.job_id}: running").wait_for(timeout=30_000)
     page.locator("#cancel-button").click()
     wait_for(lambda: store.get_job(job.job_id).finished, 60, "the job to stop")
@@ -177,11 +184,31 @@ def test_two_tracks_in_one_job_followed_across_a_reload_then_cancelled_and_undon
     kept = store.job_frames_written(job.job_id)
     assert kept and all(store.get_features(track_ids[0], f, f + 1) for f in kept)
 
+    # Correct a tracked frame with a box and re-track from it (track 1 only): a second job owns what follows.
+    fixed = sorted(kept)[3]
+    page.locator(f'#frame-viewer .sv-track[data-track-id="{track_ids[1]}"] .sv-select').uncheck()
+    page.evaluate(f"window.sam2Viewer.seek({fixed})")
+    painted(page, fixed)
+    activate_track(page, track_ids[0])
+    drag_box(page, 0.66, 0.33, 0.88, 0.66)
+    page.locator("#frame-viewer .sv-info").get_by_text("1 unsaved seed(s)").wait_for()
+    page.locator("#save-button").click()
+    page.locator("#annotate-status").get_by_text("Saved 1 edit(s)").wait_for()
+    frames.fill("3")
+    frames.press("Tab")
+    page.locator("#track-button").click()
+    wait_for(lambda: len(store.list_jobs()) == 2 and store.list_jobs()[0].finished, 180, "the re-track job to end")
+    retrack = store.list_jobs()[0]
+    assert retrack.status == "done" and retrack.spec.track_ids == (track_ids[0],)
+    assert retrack.spec.start_frame_idx == fixed
+    corrected = store.get_features(track_ids[0], fixed, fixed + 3)
+    assert corrected[0].keyframe and corrected[0].box is not None
+    assert [f.job_id for f in corrected[1:]] == [retrack.job_id] * 2
+
+    # Undo the re-track: the first job's frames come back.
     page.locator("#undo-button").click()
-    page.locator("#annotate-status").get_by_text("undone").wait_for(timeout=30_000)
-    after = [f.frame_idx for f in store.get_features(track_ids[0]) if f.frame_idx > 10]
-    assert after == []  # the job's frames are gone; the keyframe on frame 10 stays
-    assert store.get_features(track_ids[0], 10, 11)[0].keyframe
+    page.locator("#annotate-status").get_by_text(f"Job {retrack.job_id} undone").wait_for(timeout=30_000)
+    assert [f.job_id for f in store.get_features(track_ids[0], fixed + 1, fixed + 3)] == [job.job_id] * 2
     page.close()
 
 
