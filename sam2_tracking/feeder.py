@@ -72,6 +72,8 @@ class FrameFeeder:
         self.threads = int(threads) if threads is not None else default_feeder_threads()
         self.depth = 2 * self.threads + 2
         self._keep_rgb = frozenset(int(i) for i in keep_rgb)
+        if hasattr(source, "keep_seek_prefix"):
+            source.keep_seek_prefix = True  # a later reverse pass reads the GOP head that seeding decoded
         self._kept: dict[int, np.ndarray] = {}
         self._mean = torch.tensor(IMG_MEAN, dtype=torch.float32, device=self.device)[:, None, None]
         self._std = torch.tensor(IMG_STD, dtype=torch.float32, device=self.device)[:, None, None]
@@ -153,10 +155,6 @@ class FrameFeeder:
                 with self._cond:
                     if generation != self._generation:
                         return
-                    if self._plan_pos.get(idx, -1) < self._next_pos:
-                        # SAM2 moved past this frame without asking for it: do not let it hold a slot for ever.
-                        slots.release()
-                        continue
                     self._ready[idx] = image
                     if idx in self._keep_rgb:
                         self._kept[idx] = rgb
@@ -197,14 +195,11 @@ class FrameFeeder:
 
     def _take_planned(self, idx: int) -> Any:
         with self._cond:
-            pos = self._plan_pos.get(idx)
-            if pos is None or pos < self._next_pos:
+            # Only the next planned frame comes from the workers; anything else (a seed frame, a frame asked out of
+            # order) is read now, so a surprise never makes the plan skip frames it will be asked for.
+            if self._plan_pos.get(idx) != self._next_pos:
                 return None
-            # Frames planned before this one will not be asked for any more: free their slots.
-            for skipped in self._plan[self._next_pos : pos]:
-                if self._ready.pop(skipped, None) is not None:
-                    self._slots.release()
-            self._next_pos = pos  # a worker delivering an earlier frame from now on drops it
+            pos = self._next_pos
             waited = time.perf_counter()
             while idx not in self._ready:
                 if self._error is not None:

@@ -187,23 +187,26 @@ def _run(
     frames_at_start = frames_done
     batch = TrackedBatch()
     batch_frames = 0
+    runs = _runs(plan, resume)
+    # A frame every object has a seed on is served from SAM2's own outputs during propagation: never planned.
+    conds = [{seed.frame_idx for seed in obj.seeds} for obj in objects]
     try:
         if should_cancel and should_cancel():
             raise TrackingCancelled("tracking cancelled before it started")
+        if runs:
+            # Seeding reads the start frame first: plan it ahead of the first pass, so a backward job decodes the
+            # start frame's GOP once, in the same block as the frames before it.
+            seeded_start = all(plan.start in cond for cond in conds)
+            feeder.expect(([plan.start] if seeded_start else []) + _frames_asked(conds, runs[0][1]))
         with torch.inference_mode(), inference_context(device):
             add_seeds(predictor, state, objects)
             predictor.propagate_in_video_preflight(state)
             if resume is not None:
                 restore(state, resume)
-        for pass_idx, (order, reverse) in enumerate(_passes(plan)):
-            if resume is not None and pass_idx < resume.pass_idx:
-                continue
-            if resume is not None and pass_idx == resume.pass_idx:
-                order = order[order.index(resume.frame_idx) + 1 :]
-                if not len(order):
-                    continue
+        for run_idx, (pass_idx, order, reverse) in enumerate(runs):
             run_reverse = reverse and plan.start > 0
-            feeder.expect(_frames_asked(state, order))
+            if run_idx:
+                feeder.expect(_frames_asked(conds, order))
             steps = predictor.propagate_in_video(
                 state, start_frame_idx=order[0], max_frame_num_to_track=len(order) - 1, reverse=run_reverse
             )
@@ -258,10 +261,23 @@ def _check_resume(point: ResumePoint, plan: _Plan, objects: Sequence[ObjectSeeds
         raise ValueError(f"the saved tracking state points at frame {point.frame_idx}, outside the job")
 
 
-def _frames_asked(state: dict, order: range) -> list[int]:
+def _runs(plan: _Plan, resume: ResumePoint | None) -> list[tuple[int, range, bool]]:
+    """(pass index, frames, reverse) of the propagation passes still to run: all of them, or those after a
+    ResumePoint."""
+    runs = []
+    for pass_idx, (order, reverse) in enumerate(_passes(plan)):
+        if resume is not None and pass_idx < resume.pass_idx:
+            continue
+        if resume is not None and pass_idx == resume.pass_idx:
+            order = order[order.index(resume.frame_idx) + 1 :]
+        if len(order):
+            runs.append((pass_idx, order, reverse))
+    return runs
+
+
+def _frames_asked(conds: list[set[int]], order: range) -> list[int]:
     """The frames of `order` SAM2 will read images for: all but those every object has a conditioning output on
-    (seeded frames, which propagation serves from its own outputs)."""
-    conds = [set(obj["cond_frame_outputs"]) for obj in state["output_dict_per_obj"].values()]
+    (its seeded frames, which propagation serves from its own outputs)."""
     return [idx for idx in order if not all(idx in cond for cond in conds)]
 
 

@@ -211,6 +211,11 @@ class VideoFileSource(FrameSource):
             # Frame indices of keyframes, ascending: a backward read decodes from one of these, once per GOP.
             self._keyframes = sorted(self._pts_to_idx[p] for p in keyframe_pts if p in self._pts_to_idx)
             super().__init__(path, info, cache_bytes)
+            # keep_seek_prefix: keep the frames a seek decodes before its target (as YUV frames, at most a block's
+            # bytes) until the next seek. A tracking job going both ways seeks to its start frame first; the reverse
+            # pass then reads that GOP's head from here instead of decoding it again.
+            self.keep_seek_prefix = False
+            self._prefix: dict[int, Any] = {}
             self._decoder: Iterator | None = None
             self._last_idx = -1
             # Decode the first and the last frame now, so an unsupported codec or a file cut short fails at open,
@@ -265,7 +270,11 @@ class VideoFileSource(FrameSource):
                 return frame.to_ndarray(format="rgb24")
             if frame_idx > idx:
                 break
-            if idx - frame_idx <= self._cache_size:
+            if self.keep_seek_prefix:
+                self._prefix[frame_idx] = frame
+                if len(self._prefix) > self._block_frames():
+                    del self._prefix[next(iter(self._prefix))]  # the oldest: the reverse pass needs it last
+            elif idx - frame_idx <= self._cache_size:
                 self._remember(frame_idx, frame.to_ndarray(format="rgb24"))
         # Some demuxers seek to a point after the target; decode from the start of the file as a last resort.
         self._seek(0, to_start=True)
@@ -278,6 +287,7 @@ class VideoFileSource(FrameSource):
 
     def _seek(self, idx: int, to_start: bool = False) -> None:
         self._decoder = None
+        self._prefix = {}
         av = self._av
         try:
             if to_start:
@@ -317,7 +327,7 @@ class VideoFileSource(FrameSource):
             return
         # A block runs from a keyframe to the frame wanted next, so each frame is decoded once; a GOP longer than
         # the byte cap is split, and its earlier parts decode the GOP's head again (the price of bounded memory).
-        block = max(1, BACKWARD_BLOCK_BYTES * 2 // max(1, self.width * self.height * 3))
+        block = self._block_frames()
         end = indices.start
         last = indices.stop + 1  # inclusive lower bound
         while end >= last:
@@ -326,6 +336,8 @@ class VideoFileSource(FrameSource):
             frames: dict[int, Any] = {}
             for idx in range(begin, end + 1):
                 cached = self._cache.get(idx)
+                if cached is None:
+                    cached = self._prefix.pop(idx, None)
                 if cached is not None:
                     frames[idx] = cached
             missing = [idx for idx in range(begin, end + 1) if idx not in frames]
@@ -350,6 +362,10 @@ class VideoFileSource(FrameSource):
                 yield idx, frame
             end = begin - 1
 
+    def _block_frames(self) -> int:
+        """Decoded 4:2:0 frames (1.5 bytes a pixel) that fit in BACKWARD_BLOCK_BYTES."""
+        return max(1, BACKWARD_BLOCK_BYTES * 2 // max(1, self.width * self.height * 3))
+
     def _keyframe_at_or_before(self, idx: int) -> int:
         """The last keyframe at or before idx (0 when the container marks none)."""
         pos = bisect.bisect_right(self._keyframes, idx)
@@ -357,6 +373,7 @@ class VideoFileSource(FrameSource):
 
     def close(self) -> None:
         super().close()
+        self._prefix = {}
         self._decoder = None
         self._container.close()
 
