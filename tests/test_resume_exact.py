@@ -29,6 +29,8 @@ def harness(tmp_path, shared_model_dir):  # noqa: F811 (the imported fixture)
 
 def uninterrupted_masks(harness: QueueHarness, spec: JobSpec, video_path) -> dict[tuple[int, int], np.ndarray]:
     """The same job (model, video, seeds, frames) tracked in one go in this process."""
+    import torch
+
     from queues.seeds import seeds_from_json
     from sam2_tracking.models import load_predictor
     from sam2_tracking.tracker import track_objects
@@ -39,11 +41,18 @@ def uninterrupted_masks(harness: QueueHarness, spec: JobSpec, video_path) -> dic
     objects = [ObjectSeeds(track_id, tuple(seeds[track_id])) for track_id in spec.track_ids]
     predictor = load_predictor(harness.settings.model_dir / TEST_MODEL_NAME, "cpu")
     out = {}
-    with open_video(video_path) as frames:
-        for batch in track_objects(predictor, frames, objects, spec.start_frame_idx, spec.num_frames,
-                                   spec.direction, 100):
-            for fm in batch:
-                out[(fm.frame_idx, fm.track_id)] = fm.mask_array() if fm.present else None
+    # The consumers run with one torch thread (the harness sets OMP_NUM_THREADS=1); CPU kernels sum in another order
+    # with more threads, so the uninterrupted run uses one thread too.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with open_video(video_path) as frames:
+            for batch in track_objects(predictor, frames, objects, spec.start_frame_idx, spec.num_frames,
+                                       spec.direction, 100):
+                for fm in batch:
+                    out[(fm.frame_idx, fm.track_id)] = fm.mask_array() if fm.present else None
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 
