@@ -141,8 +141,9 @@ class _JobRun:
                 )
             self.frames = frames
             self._writer = writer = _Writer(self, committed)
-            try:
-                self._track(track_objects(
+
+            def start(resume_point):
+                return track_objects(
                     predictor,
                     frames,
                     self._objects(),
@@ -155,8 +156,20 @@ class _JobRun:
                     feeder_threads=self.worker.feeder_threads,
                     preview_frames={idx for idx in notify if idx not in committed},
                     on_preview=self._on_preview,
-                    resume=resume,
-                ), writer)
+                    resume=resume_point,
+                )
+
+            try:
+                try:
+                    batches = start(resume)
+                except ValueError as exc:
+                    if resume is None:
+                        raise
+                    # A saved state that does not fit this job (checked before any work): track from the seeds.
+                    log.warning("job %s: its saved tracking state does not fit it (%s); tracking again",
+                                self.job.job_id, exc)
+                    batches = start(None)
+                self._track(batches, writer)
             finally:
                 writer.close()
 
