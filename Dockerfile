@@ -12,12 +12,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     SAM2T_DATA_DIR=/data \
     SAM2T_HOST=0.0.0.0 \
-    SAM2T_PORT=7860
+    SAM2T_PORT=7860 \
+    SAM2_BUILD_CUDA=0
 
 WORKDIR /app
 
 # torch first, then the rest without build isolation: sam2 ships as an sdist whose isolated build would pull an
-# unpinned (newer, multi-gigabyte) torch. Dependencies before code so a code change does not rebuild these layers.
+# unpinned (newer, multi-gigabyte) torch; its optional CUDA extension stays off (SAM2_BUILD_CUDA=0, as in
+# Dockerfile.gpu). Dependencies before code so a code change does not rebuild these layers.
 COPY requirements.txt .
 RUN grep -E '^(torch|torchvision)==' requirements.txt > /tmp/torch.txt \
     && pip install --no-cache-dir -r /tmp/torch.txt \
