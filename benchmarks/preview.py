@@ -8,7 +8,8 @@ Chromium (Playwright) and clicks on the frame viewer. Measured inside the page b
 viewer's edit event to the answer's mask handed to the viewer:
   first_click_ms   the first click on a frame (image encoder + prompt encoder + mask decoder + memory encoder)
   next_click_ms    each further click on that frame (the frame's image features are reused)
-each as p50 and p95 (and max). A warm-up click (loading the model in the consumer) is not counted.
+each as p50 and p95 (and max), and for further clicks where the time goes (SAM2 in the consumer, the app's wait for the
+answer, the whole). A warm-up click (loading the model in the consumer) is not counted.
 Prints one JSON object. Run it under `flock /tmp/bench.lock` so measurements do not overlap.
 """
 
@@ -97,6 +98,8 @@ def main() -> int:
         server = AppServer(data_dir, model_dir)
         first_ms: list[float] = []
         next_ms: list[float] = []
+        next_worker_ms: list[float] = []  # SAM2 in the consumer
+        next_server_ms: list[float] = []  # the app's wait: queue + consumer + answer
         encoded_on_next = 0
         try:
             with sync_playwright() as playwright:
@@ -119,6 +122,8 @@ def main() -> int:
                         answer = click_and_wait(page, 0.70 + 0.03 * c, 0.40 + 0.05 * c, negative=c % 2 == 1)
                         encoded_on_next += bool(answer["encoded"])
                         next_ms.append(answer["ms"])
+                        next_worker_ms.append(answer["compute_ms"])
+                        next_server_ms.append(answer["wait_ms"])
                 browser.close()
         finally:
             server.stop()
@@ -126,6 +131,9 @@ def main() -> int:
         "model": f"SAM2.1 Tiny architecture, random weights, image_size {args.image_size}",
         "device": "cpu (embedded consumer of app.py)", "video": "assets/sample_shapes.mp4 (640x360)",
         "first_click_ms": summary(first_ms), "next_click_ms": summary(next_ms),
+        "next_click_breakdown_p50_ms": {"sam2_in_consumer": round(percentile(next_worker_ms, 50), 1),
+                                        "app_wait_for_answer": round(percentile(next_server_ms, 50), 1),
+                                        "page_total": round(percentile(next_ms, 50), 1)},
         "next_clicks_that_ran_the_encoder": encoded_on_next, "model_load_warmup_s": round(warmup_s, 1),
         "cpu_count": os.cpu_count(),
     }))
