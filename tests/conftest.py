@@ -90,11 +90,16 @@ def postgres_url(postgres_server) -> str:
     postgres_server.drop_database(url)
 
 
-@pytest.fixture()
-def store(tmp_path: Path):
-    """A fresh store in a real SQLite file."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path: Path):
+    """A fresh store on each backend (huey-style: every test taking `store` is the one contract both must keep):
+    a real SQLite file, and a fresh database on a real PostgreSQL server (marker `postgres`)."""
     from sam2_tracking.store import open_store
 
-    s = open_store(tmp_path / "store.db")
+    if request.param == "sqlite":
+        location = tmp_path / "store.db"
+    else:
+        location = request.getfixturevalue("postgres_url")
+    s = open_store(location)
     yield s
     s.close()

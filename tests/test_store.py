@@ -116,11 +116,11 @@ def test_stale_revision_is_refused_and_changes_nothing(store, dataset, tmp_path)
     ds = dataset.dataset_id
     track = store.create_track(ds, "fish")
     store.save_edits(ds, 0, [UpsertKeyframe(track.track_id, 1, box=Box(1, 1, 5, 5))])  # person A saves
-    before = snapshot(tmp_path / "store.db")
+    before = snapshot(store)
     with pytest.raises(RevisionConflict) as info:  # person B loaded revision 0
         store.save_edits(ds, 0, [UpsertKeyframe(track.track_id, 1, box=Box(2, 2, 9, 9))])
     assert "revision 0, now 1" in str(info.value) and "reload" in str(info.value)
-    assert snapshot(tmp_path / "store.db") == before
+    assert snapshot(store) == before
     assert store.get_features(track.track_id)[0].box == Box(1, 1, 5, 5)
 
 
@@ -129,7 +129,7 @@ def test_invalid_edit_rolls_back_the_whole_save(store, dataset, tmp_path):
     track = store.create_track(ds)
     other = store.add_dataset("other", "/o.mp4", "video", 5, 30, W, H)
     foreign = store.create_track(other.dataset_id)
-    before = snapshot(tmp_path / "store.db")
+    before = snapshot(store)
     bad_saves = [
         ([UpsertKeyframe(track.track_id, 0, box=Box(1, 1, 4, 4)), UpsertKeyframe(track.track_id, 50, box=Box(1, 1, 4, 4))],
          "edit 2 .*frame 50"),
@@ -144,7 +144,7 @@ def test_invalid_edit_rolls_back_the_whole_save(store, dataset, tmp_path):
     for edits, message in bad_saves:
         with pytest.raises(EditError, match=message):
             store.save_edits(ds, 0, edits)
-    assert snapshot(tmp_path / "store.db") == before
+    assert snapshot(store) == before
 
 
 def test_job_batches_keep_keyframes_and_record_absence(store, dataset):
@@ -220,14 +220,14 @@ def test_undo_job_restores_exactly(store, dataset, tmp_path):
     first = running_job(store, dataset, [tid])
     store.write_job_batch(first.job_id, results(tid, range(0, 6)))
     store.update_job(first.job_id, status="done")
-    before_second = snapshot(tmp_path / "store.db")
+    before_second = snapshot(store)
     second = running_job(store, dataset, [tid])
     store.write_job_batch(second.job_id, results(tid, range(0, 10), shift=3))
     with pytest.raises(EditError, match="still running"):
         store.undo_job(second.job_id)
     store.update_job(second.job_id, status="done")
     assert store.undo_job(second.job_id) == 10
-    after = snapshot(tmp_path / "store.db")
+    after = snapshot(store)
     assert after["features"] == before_second["features"]
     with pytest.raises(EditError, match="already undone"):
         store.undo_job(second.job_id)
@@ -322,8 +322,14 @@ def _writer_process(path: str, job_id: int, track_id: int, frames: list[int]) ->
     store.close()
 
 
-def test_several_processes_write_at_once(tmp_path):
-    path = tmp_path / "store.db"
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_location(request, tmp_path):
+    """Where a store lives on each backend, for tests that open it from several processes."""
+    return str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_several_processes_write_at_once(store_location):
+    path = store_location
     store = open_store(path)
     ds = store.add_dataset("clip", "/c.mp4", "video", 50, 30, W, H)
     tracks = [store.create_track(ds.dataset_id).track_id for _ in range(3)]
@@ -386,10 +392,10 @@ def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkey
                                                          for f in range(10)), {}) for i in range(3)]
     incoming = AnnotationSet(tuple(tracks), W, H, 50, 30.0, "clip")
     job = store.create_job(JobSpec(dataset.dataset_id, (old,), 0, "tiny", "cpu"), 5)
-    before = snapshot(store.path)
+    before = snapshot(store)
     with pytest.raises(EditError, match="working on this video"):
         store.import_annotations(dataset.dataset_id, incoming, replace_existing=True)
-    assert snapshot(store.path) == before
+    assert snapshot(store) == before
     store.cancel_if_queued(job.job_id)
     writes = []
     original = type(store)._write
@@ -408,7 +414,7 @@ def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkey
     assert [[(f.frame_idx, f.box) for f in t.features] for t in exported.tracks] == \
         [[(f.frame_idx, f.box) for f in t.features] for t in tracks]
     assert [d.dataset_id for d in store.list_datasets()] == [dataset.dataset_id]
-    with sqlite3.connect(store.path) as conn:
+    with store._read() as conn:
         assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM tracks WHERE track_id = ?", (old,)).fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM features WHERE track_id = ?", (old,)).fetchone()[0] == 0

@@ -4,8 +4,9 @@
     ...
     store.close()
 
-No other module writes SQL. One SQLite file serves the app and any number of consumer processes (WAL, busy timeout,
-IMMEDIATE write transactions). The API is split by topic into mixins (huey-style: one short class per concern).
+No other module writes SQL. Two backends, one contract (backend.py): a SQLite file serves the app and any number of
+consumer processes on one machine (WAL, busy timeout, IMMEDIATE write transactions); a PostgreSQL database
+(SAM2T_DATABASE_URL) serves processes on several machines (row locks, versioned migrations run on open). The API is split by topic into mixins (huey-style: one short class per concern).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Store(AnnotationsMixin, JobsMixin, ExchangeMixin, StoreCore):
 
 
 def open_store(path: str | os.PathLike) -> Store:
-    """Open (creating or migrating) the store file at path."""
+    """Open (creating or migrating) the store: a SQLite file path, or a postgresql:// URL."""
     return Store(path)
 
 

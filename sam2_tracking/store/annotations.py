@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,11 +52,11 @@ class AnnotationsMixin:
         pairs, attrs = pairs_json(label, confidence, where), attributes_json(attributes, where)
         with self._write() as conn:
             _dataset_row(conn, dataset_id)
-            cur = conn.execute(
-                "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
+            track_id = conn.execute(
+                "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
                 (dataset_id, pairs, attrs),
-            )
-            return load_track(conn, cur.lastrowid)
+            ).fetchone()[0]
+            return load_track(conn, track_id)
 
     def get_track(self, track_id: int) -> Track:
         with self._read() as conn:
@@ -123,7 +122,8 @@ class AnnotationsMixin:
         track and frame) if an edit is invalid; either way nothing is changed.
         """
         with self._write() as conn:
-            dataset = _dataset_row(conn, dataset_id)
+            # Locked until commit on PostgreSQL: two saves from the same revision cannot both pass this check.
+            dataset = _dataset_row(conn, dataset_id, lock=True)
             if dataset.revision != base_revision:
                 raise RevisionConflict(dataset_id, base_revision, dataset.revision)
             created: dict[int, int] = {}
@@ -134,17 +134,16 @@ class AnnotationsMixin:
         return SavedRevision(new_revision, created)
 
 
-def _apply_edit(conn: sqlite3.Connection, dataset, edit: Edit, number: int, created: dict[int, int]) -> None:
+def _apply_edit(conn, dataset, edit: Edit, number: int, created: dict[int, int]) -> None:
     kind = type(edit).__name__
     if isinstance(edit, CreateTrack):
         where = f"edit {number} ({kind})"
         if edit.placeholder_id >= 0 or edit.placeholder_id in created:
             raise EditError(f"{where}: placeholder_id must be negative and unique in the save, got {edit.placeholder_id}")
-        cur = conn.execute(
-            "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
+        created[edit.placeholder_id] = conn.execute(
+            "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
             (dataset.dataset_id, pairs_json(edit.label, edit.confidence, where), attributes_json(edit.attributes, where)),
-        )
-        created[edit.placeholder_id] = cur.lastrowid
+        ).fetchone()[0]
         return
     if not isinstance(edit, (UpdateTrack, DeleteTrack, UpsertKeyframe, DeleteFeature)):
         raise EditError(f"edit {number}: unknown edit type {kind}")

@@ -1,6 +1,7 @@
 """The store's connection handling plus the small tables: datasets, settings, the model catalogue and workers.
 
-One sqlite3 connection per Store, shared by Gradio's handler threads under a lock. Several processes (the app and
+Two backends (see backend.py): a SQLite file (below) or a PostgreSQL URL (a pooled engine, row locks). On SQLite,
+one sqlite3 connection per Store, shared by Gradio's handler threads under a lock. Several processes (the app and
 its consumers) open the same file: WAL lets readers run beside one writer, every write transaction starts with
 BEGIN IMMEDIATE (so two writers queue on the busy timeout instead of failing on a read-to-write upgrade), and the
 busy timeout is long enough to ride out another process's batch commit.
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .backend import PostgresBackend, SqliteConnection, is_database_url, redact_url
 from .records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelRecord, NotFound, Worker
 from .schema import migrate
 
@@ -27,14 +29,23 @@ class StoreCore:
     """Connection, transactions, datasets, settings, models and workers. See Store for the whole API."""
 
     def __init__(self, path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
+        self._lock = threading.RLock()
+        self._closed = False
+        self._postgres = None
+        if is_database_url(path):
+            # PostgreSQL: no file; `path` stays None and `location` names the database (without its password).
+            self.path = None
+            self.location = redact_url(path)
+            self._postgres = PostgresBackend(path)
+            return
         self.path = Path(path)
+        self.location = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what we say it is.
         self._conn = sqlite3.connect(
-            str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
+            factory=SqliteConnection,
         )
-        self._lock = threading.RLock()
-        self._closed = False
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
@@ -48,13 +59,21 @@ class StoreCore:
             self._conn.close()
             raise
 
+    @property
+    def dialect(self) -> str:
+        """"sqlite" or "postgresql"."""
+        return "sqlite" if self._postgres is None else "postgresql"
+
     # ---- plumbing ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._conn.close()
+                if self._postgres is not None:
+                    self._postgres.close()
+                else:
+                    self._conn.close()
 
     def __enter__(self):
         return self
@@ -67,6 +86,10 @@ class StoreCore:
         """One write transaction: everything inside commits together or not at all."""
         with self._lock:
             self._check_open()
+            if self._postgres is not None:
+                with self._postgres.write() as conn:
+                    yield conn
+                return
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
@@ -80,6 +103,10 @@ class StoreCore:
         """A read transaction, so several queries see one consistent snapshot even while a consumer commits."""
         with self._lock:
             self._check_open()
+            if self._postgres is not None:
+                with self._postgres.read() as conn:
+                    yield conn
+                return
             self._conn.execute("BEGIN")
             try:
                 yield self._conn
@@ -88,7 +115,7 @@ class StoreCore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"the store {self.path} is closed")
+            raise RuntimeError(f"the store {self.location} is closed")
 
     # ---- datasets ---------------------------------------------------------------------------------------------
 
@@ -100,12 +127,12 @@ class StoreCore:
         if frame_count < 0 or width <= 0 or height <= 0:
             raise ValueError(f"dataset {name!r}: bad size {width}x{height} or frame count {frame_count}")
         with self._write() as conn:
-            cur = conn.execute(
+            dataset_id = conn.execute(
                 "INSERT INTO datasets (name, path, kind, frame_count, fps, width, height, revision, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING dataset_id",
                 (name, str(path), kind, int(frame_count), float(fps), int(width), int(height), time.time()),
-            )
-            return _dataset_row(conn, cur.lastrowid)
+            ).fetchone()[0]
+            return _dataset_row(conn, dataset_id)
 
     def get_dataset(self, dataset_id: int) -> Dataset:
         with self._read() as conn:
@@ -259,8 +286,13 @@ _MODEL_COLUMNS = (
 )
 
 
-def _dataset_row(conn: sqlite3.Connection, dataset_id: int) -> Dataset:
-    row = conn.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = ?", (dataset_id,)).fetchone()
+def _dataset_row(conn, dataset_id: int, lock: bool = False) -> Dataset:
+    """The dataset's row; lock=True (inside a write) holds it against other writers until commit on PostgreSQL, so a
+    revision read here is still the revision when this transaction writes."""
+    row = conn.execute(
+        f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = ?{conn.for_update if lock else ''}",
+        (dataset_id,),
+    ).fetchone()
     if row is None:
         raise NotFound(f"dataset {dataset_id} does not exist (it may have been deleted): reload the dataset list")
     return Dataset(*row)
@@ -272,7 +304,7 @@ def _model_from_row(row: tuple) -> ModelRecord:
     return ModelRecord(*values)
 
 
-def _model_row(conn: sqlite3.Connection, name: str) -> ModelRecord:
+def _model_row(conn, name: str) -> ModelRecord:
     row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)).fetchone()
     if row is None:
         raise NotFound(f"model {name!r} is not in the catalogue")

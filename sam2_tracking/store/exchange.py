@@ -14,6 +14,7 @@ from .records import EditError, RevisionConflict
 from .rows import (
     FEATURE_COLUMNS,
     FEATURE_PLACEHOLDERS,
+    FEATURE_UPSERT,
     TRACK_SELECT,
     attributes_json,
     feature_from_row,
@@ -126,10 +127,10 @@ class ExchangeMixin:
         with self._write() as conn:
             return conn.execute(
                 "INSERT INTO datasets (name, path, kind, frame_count, fps, width, height, revision, created_at, staging)"
-                " VALUES (?, '', ?, ?, ?, ?, ?, 0, ?, 1)",
+                " VALUES (?, '', ?, ?, ?, ?, ?, 0, ?, 1) RETURNING dataset_id",
                 (f"import staging for dataset {like.dataset_id}", like.kind, like.frame_count, like.fps, like.width,
                  like.height, time.time()),
-            ).lastrowid
+            ).fetchone()[0]
 
     def _drop_staging_dataset(self, staging_id: int) -> None:
         """Delete a staging dataset and its tracks, IMPORT_CHUNK_ROWS features per transaction."""
@@ -175,21 +176,21 @@ def _units_of_work(prepared: list, max_rows: int) -> list[list]:
 
 
 def _check_revision(conn, dataset_id: int, base_revision: int | None) -> None:
-    dataset = _dataset_row(conn, dataset_id)
+    dataset = _dataset_row(conn, dataset_id, lock=True)  # held until commit on PostgreSQL, see save_edits
     if base_revision is not None and base_revision != dataset.revision:
         raise RevisionConflict(dataset_id, base_revision, dataset.revision)
 
 
 def _insert_track(conn, dataset_id: int, pairs_json: str, attributes: str) -> int:
     return conn.execute(
-        "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?)",
+        "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
         (dataset_id, pairs_json, attributes),
-    ).lastrowid
+    ).fetchone()[0]
 
 
 def _insert_features(conn, track_id: int, rows: list[tuple]) -> None:
     conn.executemany(
-        f"INSERT OR REPLACE INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS})",
+        f"INSERT INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS}){FEATURE_UPSERT}",
         [(track_id, *row) for row in rows],
     )
 

@@ -12,7 +12,6 @@ Rules write_job_batch applies to each (track, frame) result:
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -73,8 +72,12 @@ def _job_from_row(row: tuple) -> Job:
     )
 
 
-def _load_job(conn: sqlite3.Connection, job_id: int) -> Job:
-    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+def _load_job(conn, job_id: int, lock: bool = False) -> Job:
+    """The job's row; lock=True (inside a write) holds it until commit on PostgreSQL, so the lease (status, worker)
+    checked here cannot change hands before this transaction's writes land."""
+    row = conn.execute(
+        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?{conn.for_update if lock else ''}", (job_id,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"job {job_id} does not exist (its dataset may have been deleted)")
     return _job_from_row(row)
@@ -90,16 +93,17 @@ class JobsMixin:
         if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 200):
             raise ValueError("a job's owner must be a non-empty name of at most 200 characters")
         with self._write() as conn:
-            _dataset_row(conn, spec.dataset_id)
+            # Locked: an import replacing this dataset's tracks checks for queued jobs under the same lock.
+            _dataset_row(conn, spec.dataset_id, lock=True)
             for track_id in spec.track_ids:
                 check_track_in_dataset(conn, track_id, spec.dataset_id, "new job")
-            cur = conn.execute(
+            job_id = conn.execute(
                 "INSERT INTO jobs (dataset_id, spec_json, queue, start_frame_idx, frames_total, created_at, owner)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING job_id",
                 (spec.dataset_id, spec_to_json(spec), spec.queue, spec.start_frame_idx, int(frames_total), time.time(),
                  owner),
-            )
-            return _load_job(conn, cur.lastrowid)
+            ).fetchone()[0]
+            return _load_job(conn, job_id)
 
     def get_job(self, job_id: int) -> Job:
         with self._read() as conn:
@@ -199,11 +203,16 @@ class JobsMixin:
         given), so two consumers that both notice a dead worker requeue the job once."""
         with self._write() as conn:
             _load_job(conn, job_id)
-            cur = conn.execute(
-                "UPDATE jobs SET status = 'queued' WHERE job_id = ? AND status = 'running'"
-                " AND (? IS NULL OR worker IS ?)",
-                (job_id, expected_worker, expected_worker),
-            )
+            # Two spellings rather than "? IS NULL OR worker IS ?": PostgreSQL cannot type a bare NULL parameter.
+            if expected_worker is None:
+                cur = conn.execute(
+                    "UPDATE jobs SET status = 'queued' WHERE job_id = ? AND status = 'running'", (job_id,)
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE jobs SET status = 'queued' WHERE job_id = ? AND status = 'running' AND worker = ?",
+                    (job_id, expected_worker),
+                )
             return cur.rowcount == 1
 
     def claim_job(self, job_id: int, worker: str, stale_after_s: float = 60.0) -> bool:
@@ -215,7 +224,7 @@ class JobsMixin:
             _load_job(conn, job_id)
             cur = conn.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, heartbeat_at = ?, finished_at = NULL,"
-                " resumed_count = resumed_count + (started_at IS NOT NULL), started_at = COALESCE(started_at, ?)"
+                " resumed_count = resumed_count + CASE WHEN started_at IS NULL THEN 0 ELSE 1 END, started_at = COALESCE(started_at, ?)"
                 " WHERE job_id = ? AND undone_at IS NULL AND cancel_requested = 0 AND (status = 'queued' OR (status = 'running' AND"
                 " (worker = ? OR heartbeat_at IS NULL OR heartbeat_at < ?)))",
                 (worker, now, now, job_id, worker, now - stale_after_s),
@@ -271,7 +280,7 @@ class JobsMixin:
             box = result.box if result.box is not None or rle is None else mask_to_box(result.mask_array())
             encoded.append((result, rle, box if result.present else None))
         with self._write() as conn:
-            job = _load_job(conn, job_id)
+            job = _load_job(conn, job_id, lock=True)
             if worker is not None and (job.status != "running" or job.worker != worker):
                 raise LeaseLost(f"job {job_id} is now {job.status} under {job.worker}, not {worker}")
             if job.status != "running" or job.undone_at is not None:
@@ -312,7 +321,7 @@ class JobsMixin:
         record is pointed at what this job replaced, so undoing it later does not bring this job's result back.
         """
         with self._write() as conn:
-            job = _load_job(conn, job_id)
+            job = _load_job(conn, job_id, lock=True)
             if job.status == "running":
                 raise EditError(f"job {job_id} is still running: cancel it and wait for it to stop, then undo")
             if job.undone_at is not None:
@@ -335,11 +344,12 @@ class JobsMixin:
             conn.execute("DELETE FROM job_changes WHERE job_id = ?", (job_id,))
             conn.execute("UPDATE jobs SET undone_at = ? WHERE job_id = ?", (time.time(), job_id))
             # People's views of the dataset are now stale: make their next save reload first.
+            _dataset_row(conn, job.dataset_id, lock=True)
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
             return restored
 
 
-def refuse_replace_during_jobs(conn: sqlite3.Connection, dataset_id: int) -> None:
+def refuse_replace_during_jobs(conn, dataset_id: int) -> None:
     """An import that replaces a dataset's tracks is refused while a job on that dataset is queued or running: the
     job's tracks would vanish under it (it would fail, or write onto ids the import reuses). Called inside the
     import's own write transaction, so no job can start between the check and the delete."""
@@ -355,7 +365,7 @@ def refuse_replace_during_jobs(conn: sqlite3.Connection, dataset_id: int) -> Non
         )
 
 
-def _check_tracks_still_there(conn: sqlite3.Connection, job_id: int, track_ids: set[int]) -> None:
+def _check_tracks_still_there(conn, job_id: int, track_ids: set[int]) -> None:
     # A person may delete a track while a job tracks it: say so, rather than fail on the foreign key.
     marks = ", ".join("?" * len(track_ids))
     present = {row[0] for row in conn.execute(f"SELECT track_id FROM tracks WHERE track_id IN ({marks})",
@@ -382,7 +392,7 @@ def _as_notification(value: JobNotification | dict | None) -> JobNotification | 
         raise ValueError(f"bad job notification {sorted(data)}: {exc}") from exc
 
 
-def _frames_done_among(conn: sqlite3.Connection, job_id: int, frames: list[int]) -> set[int]:
+def _frames_done_among(conn, job_id: int, frames: list[int]) -> set[int]:
     rows = conn.execute(
         "SELECT frame_idx FROM job_frames WHERE job_id = ? AND frame_idx BETWEEN ? AND ?",
         (job_id, frames[0], frames[-1]),
@@ -390,7 +400,7 @@ def _frames_done_among(conn: sqlite3.Connection, job_id: int, frames: list[int])
     return {row[0] for row in rows} & set(frames)
 
 
-def _write_result(conn: sqlite3.Connection, job_id: int, result: FrameMask, rle: dict | None, box) -> None:
+def _write_result(conn, job_id: int, result: FrameMask, rle: dict | None, box) -> None:
     existing = get_feature_row(conn, result.track_id, result.frame_idx)
     old = None if existing is None else feature_from_row(existing)
     if old is not None and old.keyframe:
@@ -408,7 +418,8 @@ def _write_result(conn: sqlite3.Connection, job_id: int, result: FrameMask, rle:
             score=float(result.score), keyframe=False, job_id=job_id,
         )
     conn.execute(
-        "INSERT OR IGNORE INTO job_changes (job_id, track_id, frame_idx, prior) VALUES (?, ?, ?, ?)",
+        "INSERT INTO job_changes (job_id, track_id, frame_idx, prior) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (job_id, track_id, frame_idx) DO NOTHING",
         (job_id, result.track_id, result.frame_idx, None if existing is None else json.dumps(list(existing))),
     )
     put_feature_row(conn, feature_values(new))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from ..types import Box, Click
 from .records import EditError, Feature, NotFound, Track
@@ -13,6 +12,11 @@ FEATURE_COLUMNS = (
     " mask_height, mask_width, mask_counts"
 )
 FEATURE_PLACEHOLDERS = ", ".join("?" * 15)
+# "Replace the row for this (track, frame)", spelled as an upsert both SQLite and PostgreSQL run (SQLite's INSERT OR
+# REPLACE is not PostgreSQL). Appended to INSERT INTO features (FEATURE_COLUMNS) VALUES (...).
+FEATURE_UPSERT = " ON CONFLICT (track_id, frame_idx) DO UPDATE SET " + ", ".join(
+    f"{column.strip()} = excluded.{column.strip()}" for column in FEATURE_COLUMNS.split(",")[2:]
+)
 
 # begin/end are computed, not stored, so no write path can leave them stale; the primary key makes this a range scan.
 TRACK_SELECT = (
@@ -30,7 +34,7 @@ def track_from_row(row: tuple) -> Track:
     return Track(track_id, dataset_id, label, pairs, json.loads(attributes_json), begin, end)
 
 
-def load_track(conn: sqlite3.Connection, track_id: int) -> Track:
+def load_track(conn, track_id: int) -> Track:
     row = conn.execute(TRACK_SELECT + " WHERE t.track_id = ?", (track_id,)).fetchone()
     if row is None:
         raise NotFound(f"track {track_id} does not exist (it may have been deleted): reload the dataset")
@@ -74,17 +78,17 @@ def feature_values(feature: Feature) -> tuple:
     )
 
 
-def put_feature_row(conn: sqlite3.Connection, values: tuple) -> None:
-    conn.execute(f"INSERT OR REPLACE INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS})", values)
+def put_feature_row(conn, values: tuple) -> None:
+    conn.execute(f"INSERT INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS}){FEATURE_UPSERT}", values)
 
 
-def get_feature_row(conn: sqlite3.Connection, track_id: int, frame_idx: int) -> tuple | None:
+def get_feature_row(conn, track_id: int, frame_idx: int) -> tuple | None:
     return conn.execute(
         f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = ? AND frame_idx = ?", (track_id, frame_idx)
     ).fetchone()
 
 
-def check_track_in_dataset(conn: sqlite3.Connection, track_id: int, dataset_id: int, where: str) -> None:
+def check_track_in_dataset(conn, track_id: int, dataset_id: int, where: str) -> None:
     row = conn.execute("SELECT dataset_id FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
     if row is None:
         raise EditError(f"{where}: track {track_id} does not exist (it may have been deleted): reload the dataset")
