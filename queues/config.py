@@ -64,14 +64,14 @@ def _create_huey(settings: Settings, queue: str) -> Huey:
 
 
 def get_store(settings: Settings):
-    """One store connection per process and store file (the store serialises its own threads)."""
+    """One store per process and store (SQLite file or SAM2T_DATABASE_URL); the store serialises its own threads."""
     from sam2_tracking.store import open_store
 
-    key = str(settings.store_path)
+    key = str(settings.store_location)
     with _lock:
         if key not in _stores:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-            _stores[key] = open_store(settings.store_path)
+            _stores[key] = open_store(settings.store_location)
         return _stores[key]
 
 

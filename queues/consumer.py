@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     print(f"consumer {identity.worker_id} listening on queue {args.queue!r} ({backend_label(settings)}), "
-          f"device {identity.device}, store {settings.store_path}, models {settings.model_dir}", flush=True)
+          f"device {identity.device}, store {settings.store_description}, models {settings.model_dir}", flush=True)
     try:
         consumer.run()
     finally:

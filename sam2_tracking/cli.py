@@ -217,7 +217,7 @@ def run_track(args: argparse.Namespace) -> Path:
             total = frames_to_track(args.direction, args.frame, args.frames, frames.frame_count)
             job = store.create_job(spec, total)
             if not store.claim_job(job.job_id, f"cli-{os.getpid()}"):
-                raise RuntimeError(f"could not claim job {job.job_id} in {store.path}")
+                raise RuntimeError(f"could not claim job {job.job_id} in {store.location}")
             seeds = [ObjectSeeds(track_id, tuple(store.keyframe_seeds(track_id))) for track_id in track_ids]
             predictor = load_predictor(model_dir, device=args.device)
             with tqdm(total=total, unit="frame", desc="tracking", disable=args.quiet) as bar:

@@ -40,6 +40,8 @@ class Settings:
     data_dir: root for the SQLite store, the SQLite queue file, uploaded videos and job previews.
     model_dir: the workers' model store (checkpoints and configs); defaults to data_dir/models.
     queue_url: "" (SQLite file data_dir/queues.db) or "redis://host:port/db" for consumers on other machines.
+    database_url: "" (the SQLite store data_dir/store.db) or "postgresql://user:pass@host:port/db": the store for
+        processes on several machines (a SQLite file must never be shared over a network disk).
     queue_names: the Huey queues the app offers; annotators pick one per job.
     embedded_consumers: queues that app.py serves with a consumer inside its own process (laptop trial / Space).
     admin_user / admin_password: login for the Admin tab; an empty password means no login at all and everyone
@@ -50,6 +52,7 @@ class Settings:
     data_dir: Path
     model_dir: Path
     queue_url: str = ""
+    database_url: str = ""
     queue_names: tuple[str, ...] = ("cpu", "gpu")
     embedded_consumers: tuple[str, ...] = ("cpu",)
     admin_user: str = "admin"
@@ -94,6 +97,10 @@ class Settings:
             raise ValueError(f"{ENV_PREFIX}APP_URL must be the app's http:// or https:// address, got {self.app_url!r}")
         if self.worker_token and len(self.worker_token) < 16:
             raise ValueError(f"{ENV_PREFIX}WORKER_TOKEN must be at least 16 characters (e.g. `openssl rand -hex 24`)")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://",
+                                                                   "postgresql+psycopg://")):
+            raise ValueError(f"{ENV_PREFIX}DATABASE_URL must be empty (SQLite in the data folder) or a "
+                             "postgresql://user:password@host:port/database URL")
         if self.queue_url and not self.queue_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError(f"{ENV_PREFIX}QUEUE_URL must be empty (SQLite) or a redis:// URL, got {self.queue_url!r}")
         for env_name, value in (("MAX_FRAME_PIXELS", self.max_frame_pixels), ("MAX_UPLOAD_BYTES", self.max_upload_bytes),
@@ -113,6 +120,20 @@ class Settings:
     @property
     def store_path(self) -> Path:
         return self.data_dir / "store.db"
+
+    @property
+    def store_location(self) -> str | Path:
+        """What open_store opens: the PostgreSQL database when SAM2T_DATABASE_URL is set, else the SQLite file."""
+        return self.database_url or self.store_path
+
+    @property
+    def store_description(self) -> str:
+        """store_location for logs and pages: a URL without its password."""
+        if not self.database_url:
+            return str(self.store_path)
+        scheme, _, rest = self.database_url.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        return f"{scheme}://{credentials.split(':', 1)[0]}{':***' if ':' in credentials else ''}{at}{host}"
 
     @property
     def queue_db_path(self) -> Path:
@@ -185,6 +206,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         model_dir=model_dir,
         queue_url=_env("QUEUE_URL", ""),
+        database_url=_env("DATABASE_URL", ""),
         queue_names=_env_list("QUEUES", "cpu,gpu"),
         embedded_consumers=embedded,
         admin_user=_env("ADMIN_USER", "admin"),

@@ -103,3 +103,10 @@ def store(request, tmp_path: Path):
     s = open_store(location)
     yield s
     s.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_location(request, tmp_path: Path) -> str:
+    """Where a fresh store lives on each backend (a SQLite file path or a PostgreSQL URL), for tests that open it
+    from several processes or connections."""
+    return str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")

@@ -322,12 +322,6 @@ def _writer_process(path: str, job_id: int, track_id: int, frames: list[int]) ->
     store.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_location(request, tmp_path):
-    """Where a store lives on each backend, for tests that open it from several processes."""
-    return str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 def test_several_processes_write_at_once(store_location):
     path = store_location
     store = open_store(path)
