@@ -1,6 +1,8 @@
 """Write tracking results for a long track in batches, then export it; print one JSON object.
 
     .venv/bin/python benchmarks/store.py --frames 5000 --width 1920 --height 1080
+    .venv/bin/python benchmarks/store.py --backend postgres   # a throwaway local PostgreSQL (Debian's package)
+    .venv/bin/python benchmarks/store.py --backend postgres --database-url postgresql://user@host/db
 
 Measures what a consumer pays per committed frame (RLE encoding plus the batch transaction) at the start and at the
 end of the track: growth_ratio = last / first stays near 1 when writing does not depend on the track's length.
@@ -43,8 +45,8 @@ def frame_mask(frame_idx: int, track_id: int, width: int, height: int, stamp: np
     return FrameMask(frame_idx, track_id, True, 4.0, mask)
 
 
-def run(frames: int, width: int, height: int, batch_size: int, folder: Path) -> dict:
-    store = open_store(folder / "store.db")
+def run(frames: int, width: int, height: int, batch_size: int, folder: Path, database_url: str = "") -> dict:
+    store = open_store(database_url or folder / "store.db")
     ds = store.add_dataset("bench", "/bench.mp4", "video", frames, 30.0, width, height)
     track_id = store.create_track(ds.dataset_id, "object").track_id
     store.save_edits(ds.dataset_id, 0, [UpsertKeyframe(track_id, 0, box=Box(10, 10, 200, 200))])
@@ -69,8 +71,14 @@ def run(frames: int, width: int, height: int, batch_size: int, folder: Path) -> 
     write_dive_json(store.export_annotations(ds.dataset_id), folder / "out_dive.json")
     export_dive_s = time.perf_counter() - t0
     assert store.get_job(job.job_id).frames_done == frames
+    if database_url:
+        with store._read() as conn:
+            store_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    else:
+        store_bytes = (folder / "store.db").stat().st_size
     store.close()
     return {
+        "backend": "postgres" if database_url else "sqlite",
         "frames": frames,
         "width": width,
         "height": height,
@@ -81,7 +89,7 @@ def run(frames: int, width: int, height: int, batch_size: int, folder: Path) -> 
         "write_ms_per_frame_mean": round(float(np.mean(per_frame_ms)), 3),
         "export_coco_s": round(export_coco_s, 3),
         "export_dive_s": round(export_dive_s, 3),
-        "store_mb": round((folder / "store.db").stat().st_size / 1e6, 2),
+        "store_mb": round(store_bytes / 1e6, 2),
         "coco_mb": round((folder / "out_coco.json").stat().st_size / 1e6, 2),
     }
 
@@ -93,14 +101,34 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--dir", help="folder for the store and exports (default: a temporary one)")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database-url", default="",
+                        help="with --backend postgres: an empty database to use (default: start a throwaway local "
+                        "PostgreSQL, as the tests do; its fsync is off, so commits cost less than on a real server)")
     args = parser.parse_args()
-    if args.dir:
-        folder = Path(args.dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        result = run(args.frames, args.width, args.height, args.batch_size, folder)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-            result = run(args.frames, args.width, args.height, args.batch_size, Path(tmp))
+    server = None
+    database_url = ""
+    if args.backend == "postgres":
+        database_url = args.database_url
+        if not database_url:
+            from tests.support.postgres_server import PostgresServer, find_pg_bin
+
+            pg_bin = find_pg_bin()
+            if pg_bin is None:
+                sys.exit("PostgreSQL is not installed (apt-get install postgresql), or pass --database-url")
+            server = PostgresServer(pg_bin)
+            database_url = server.create_database("bench")
+    try:
+        if args.dir:
+            folder = Path(args.dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            result = run(args.frames, args.width, args.height, args.batch_size, folder, database_url)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+                result = run(args.frames, args.width, args.height, args.batch_size, Path(tmp), database_url)
+    finally:
+        if server is not None:
+            server.stop()
     print(json.dumps(result))
 
 
