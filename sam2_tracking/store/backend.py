@@ -11,10 +11,13 @@ CONFLICT ... DO UPDATE/NOTHING` instead of SQLite's `INSERT OR REPLACE/IGNORE`, 
   Statements go through `exec_driver_sql` after `?` becomes psycopg's `%s`. Concurrent writers are serialised by
   row locks: `conn.for_update` is " FOR UPDATE" here (and "" on SQLite, where BEGIN IMMEDIATE already holds the
   file's write lock), appended by the store to the reads that decide a write (the dataset row for revisions, the
-  job row for the lease).
+  job row for the lease). Lock order, so writers never deadlock: the dataset row first (FOR UPDATE for a person's
+  save, an import or an undo; FOR SHARE for a job's batch or a new job, so batches of several jobs run together),
+  then the job row, then features.
 
 Interface a store method sees (`conn` inside `_write()` / `_read()`): `execute(sql, params) -> cursor` with
-fetchone/fetchall/rowcount/iteration, `executemany(sql, rows)`, `dialect` ("sqlite"/"postgresql"), `for_update`.
+fetchone/fetchall/rowcount/iteration, `executemany(sql, rows)`, `dialect` ("sqlite"/"postgresql"), `for_update`,
+`for_share`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class SqliteConnection(sqlite3.Connection):
 
     dialect = "sqlite"
     for_update = ""  # BEGIN IMMEDIATE already holds the whole file's write lock
+    for_share = ""
 
 
 @lru_cache(maxsize=512)
@@ -62,6 +66,7 @@ class PostgresConnection:
 
     dialect = "postgresql"
     for_update = " FOR UPDATE"
+    for_share = " FOR SHARE"
 
     def __init__(self, connection) -> None:
         self._connection = connection

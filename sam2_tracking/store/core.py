@@ -286,13 +286,12 @@ _MODEL_COLUMNS = (
 )
 
 
-def _dataset_row(conn, dataset_id: int, lock: bool = False) -> Dataset:
-    """The dataset's row; lock=True (inside a write) holds it against other writers until commit on PostgreSQL, so a
-    revision read here is still the revision when this transaction writes."""
-    row = conn.execute(
-        f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = ?{conn.for_update if lock else ''}",
-        (dataset_id,),
-    ).fetchone()
+def _dataset_row(conn, dataset_id: int, lock: bool = False, share: bool = False) -> Dataset:
+    """The dataset's row. Inside a write on PostgreSQL, lock=True holds it against other writers until commit (so a
+    revision read here is still the revision when this transaction writes); share=True only against lock=True
+    (a job's batch against a person's save, not against other jobs' batches). See backend.py for the lock order."""
+    suffix = conn.for_update if lock else conn.for_share if share else ""
+    row = conn.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = ?{suffix}", (dataset_id,)).fetchone()
     if row is None:
         raise NotFound(f"dataset {dataset_id} does not exist (it may have been deleted): reload the dataset list")
     return Dataset(*row)

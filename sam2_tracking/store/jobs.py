@@ -93,8 +93,8 @@ class JobsMixin:
         if owner is not None and (not isinstance(owner, str) or not 0 < len(owner) <= 200):
             raise ValueError("a job's owner must be a non-empty name of at most 200 characters")
         with self._write() as conn:
-            # Locked: an import replacing this dataset's tracks checks for queued jobs under the same lock.
-            _dataset_row(conn, spec.dataset_id, lock=True)
+            # Share-locked: an import replacing this dataset's tracks checks for queued jobs under its update lock.
+            _dataset_row(conn, spec.dataset_id, share=True)
             for track_id in spec.track_ids:
                 check_track_in_dataset(conn, track_id, spec.dataset_id, "new job")
             job_id = conn.execute(
@@ -280,6 +280,7 @@ class JobsMixin:
             box = result.box if result.box is not None or rle is None else mask_to_box(result.mask_array())
             encoded.append((result, rle, box if result.present else None))
         with self._write() as conn:
+            _dataset_row(conn, _load_job(conn, job_id).dataset_id, share=True)  # lock order: dataset, job, features
             job = _load_job(conn, job_id, lock=True)
             if worker is not None and (job.status != "running" or job.worker != worker):
                 raise LeaseLost(f"job {job_id} is now {job.status} under {job.worker}, not {worker}")
@@ -321,6 +322,7 @@ class JobsMixin:
         record is pointed at what this job replaced, so undoing it later does not bring this job's result back.
         """
         with self._write() as conn:
+            _dataset_row(conn, _load_job(conn, job_id).dataset_id, lock=True)  # lock order: dataset, job, features
             job = _load_job(conn, job_id, lock=True)
             if job.status == "running":
                 raise EditError(f"job {job_id} is still running: cancel it and wait for it to stop, then undo")
@@ -344,7 +346,6 @@ class JobsMixin:
             conn.execute("DELETE FROM job_changes WHERE job_id = ?", (job_id,))
             conn.execute("UPDATE jobs SET undone_at = ? WHERE job_id = ?", (time.time(), job_id))
             # People's views of the dataset are now stale: make their next save reload first.
-            _dataset_row(conn, job.dataset_id, lock=True)
             conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (job.dataset_id,))
             return restored
 
