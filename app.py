@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -43,11 +44,14 @@ def start_embedded_consumers(settings) -> list:
 
 
 def main() -> int:
+    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store). Set before
+    # the imports below: tqdm reads TQDM_* when it is first imported (gradio's dependencies import it).
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    # sam2 1.1.0 warns on every video state that its optional CUDA extension is missing: harmless (DESIGN.md 3).
+    warnings.filterwarnings("ignore", message="cannot import name '_C'", category=UserWarning)
     from sam2_tracking.settings import load_settings
     from ui.app_ui import build_ui, serve
 
-    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
-    os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One line per request from Gradio's own startup checks and clients is noise in a service log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
