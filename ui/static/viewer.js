@@ -32,7 +32,8 @@
   const trackList = root.querySelector(".sv-tracks");
   const absentList = root.querySelector(".sv-absent");
 
-  const PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 4, KEEP = 60, CHUNK = 50, MAX_FETCHES = 3;
+  // KEEP bounds the decoded frames held (a 1080p bitmap is 8 MB): frames further than KEEP from the current one go.
+  const PREFETCH_AHEAD = 12, PREFETCH_BEHIND = 4, KEEP = 24, CHUNK = 50, MAX_FETCHES = 3;
   const S = {
     dataset: null, revision: -1, tracks: [], frame: 0, active: null, selected: [], hidden: [], pending: {},
     playing: false, job: null, images: new Map(), loading: new Map(), queue: [], inflight: 0,
