@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 
 from huey.consumer import Consumer
 
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--feeder-threads must be at least 1, got {args.feeder_threads}")
     # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
     os.environ.setdefault("TQDM_DISABLE", "1")
+    # sam2 1.1.0 warns on every video state that its optional CUDA extension is missing: harmless (DESIGN.md 3).
+    warnings.filterwarnings("ignore", message="cannot import name '_C'", category=UserWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
     if args.queue not in settings.queue_names:
