@@ -8,39 +8,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from queues.runner import get_store
 from sam2_tracking.masks import rle_to_mask
-from sam2_tracking.settings import Settings
-from tests.support.app_server import AppServer
-from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
-from tests.test_ui_browser import VIEWPORT, activate_track, launch_chromium, painted, screenshot
+from tests.support.app_server import start_tracking_ready_app
+from tests.support.queue_harness import wait_for
+from tests.test_ui_browser import VIEWPORT, activate_track, chromium_browser, painted, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, model_server):
-    from sam2_tracking.models import custom_model_entry, download_model
-
-    root = tmp_path_factory.mktemp("preview-ui")
-    data_dir, model_dir = root / "data", root / "models"
-    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
-    download_model(entry, model_dir)
-    store = get_store(Settings(data_dir=data_dir, model_dir=model_dir))
-    store.upsert_model(TEST_MODEL_NAME, entry.config, entry.checkpoint_url, is_default=False, status="ready")
-    store.set_setting("sam2_enabled", True)
-    store.set_setting("tracking_enabled", True)
-    server = AppServer(data_dir, model_dir)
+    server, store, _settings = start_tracking_ready_app(tmp_path_factory.mktemp("preview-ui"), model_server)
     yield server, store
     server.stop()
 

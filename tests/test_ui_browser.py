@@ -7,14 +7,13 @@ never seeing the Admin tab. SAM2T_SCREENSHOT_DIR=docs makes the tests write the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 
 import pytest
 
-from queues.runner import get_store
-from sam2_tracking.settings import Settings
-from tests.support.app_server import AppServer
+from tests.support.app_server import AppServer, start_tracking_ready_app
 from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -34,30 +33,29 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
 
-@pytest.fixture(scope="module")
-def browser():
+@contextlib.contextmanager
+def chromium_browser():
+    """A Debian Chromium driven by Playwright for the length of the block."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium_browser() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, model_server):
-    from sam2_tracking.models import custom_model_entry, download_model
-
-    root = tmp_path_factory.mktemp("ui")
-    data_dir, model_dir = root / "data", root / "models"
-    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
-    download_model(entry, model_dir)
-    store = get_store(Settings(data_dir=data_dir, model_dir=model_dir))
-    store.upsert_model(TEST_MODEL_NAME, entry.config, entry.checkpoint_url, is_default=False, status="ready")
-    store.set_setting("sam2_enabled", True)
-    store.set_setting("tracking_enabled", True)
-    server = AppServer(data_dir, model_dir)
-    yield server, store, Settings(data_dir=data_dir, model_dir=model_dir)
+    server, store, settings = start_tracking_ready_app(tmp_path_factory.mktemp("ui"), model_server)
+    yield server, store, settings
     server.stop()
 
 

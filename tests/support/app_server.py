@@ -51,3 +51,22 @@ class AppServer:
             self.process.kill()
             self.process.wait(timeout=5)
         self._log.close()
+
+
+def start_tracking_ready_app(root: Path, model_server) -> tuple[AppServer, object, object]:
+    """`python app.py` on a fresh data folder with the test model downloaded and marked ready, SAM2 and mask tracking
+    switched on: what the browser tests start from. Returns (server, store, settings); stop the server after."""
+    from queues.runner import get_store
+    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.settings import Settings
+    from tests.support.queue_harness import TEST_MODEL_NAME
+
+    data_dir, model_dir = root / "data", root / "models"
+    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
+    download_model(entry, model_dir)
+    settings = Settings(data_dir=data_dir, model_dir=model_dir)
+    store = get_store(settings)
+    store.upsert_model(TEST_MODEL_NAME, entry.config, entry.checkpoint_url, is_default=False, status="ready")
+    store.set_setting("sam2_enabled", True)
+    store.set_setting("tracking_enabled", True)
+    return AppServer(data_dir, model_dir), store, settings
