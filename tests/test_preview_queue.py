@@ -5,8 +5,6 @@ The page's side (queues.preview.request_preview) runs in the test process, the m
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -16,6 +14,7 @@ from sam2_tracking.store import CreateTrack, UpsertKeyframe
 from sam2_tracking.types import Box, Click, JobSpec
 from tests.support.db_snapshot import snapshot
 from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, wait_for
+from tests.support.redis_server import running_redis
 
 pytestmark = pytest.mark.slow
 
@@ -185,32 +184,5 @@ def test_preview_over_redis(tmp_path, model_dir, redis_url):
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    import shutil
-    import socket
-    import subprocess
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; tests/run_all.sh installs it")
-        pytest.skip("redis-server is not installed (bash tests/run_all.sh installs it)")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    wait_for(answers, 20, "redis-server to answer")
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

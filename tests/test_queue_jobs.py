@@ -6,10 +6,6 @@ SAM2.1 Tiny test model, downloaded once over loopback HTTP into a shared model s
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import time
 
 import pytest
@@ -18,43 +14,15 @@ from queues.dispatch import cancel_job, enqueue_tracking_job
 from queues.plan import expected_notifications
 from sam2_tracking.types import JobSpec
 from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
+from tests.support.redis_server import running_redis
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; tests/run_all.sh installs it")
-        pytest.skip("redis-server is not installed (bash tests/run_all.sh installs it)")
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port)
-    wait_for(lambda: _ping(client), 20, "redis-server to answer")
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def _ping(client) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "redis"])
