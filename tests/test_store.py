@@ -296,6 +296,11 @@ def test_workers_settings_models(store):
     assert store.list_workers(max_age_s=-1) == []
     store.remove_worker("host:1")
     assert [w.worker_id for w in store.list_workers()] == ["host:2"]
+    assert store.list_workers()[0].models is None  # not reported
+    store.record_heartbeat("host:2", "cpu", "host", 2, "cpu", None, models=["sam2.1_hiera_tiny", "custom-a"])
+    assert store.list_workers()[0].models == ("custom-a", "sam2.1_hiera_tiny")
+    store.record_heartbeat("host:2", "cpu", "host", 2, "cpu", None, models=[])
+    assert store.list_workers()[0].models == ()
 
     assert store.get_setting("sam2_enabled", False) is False
     store.set_setting("sam2_enabled", True)

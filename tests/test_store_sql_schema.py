@@ -119,3 +119,15 @@ def test_postgres_enforces_the_same_rules(postgres_url):
         conn.execute(s.datasets.delete().where(s.datasets.c.dataset_id == dataset_id))
         assert conn.execute(sa.select(sa.func.count()).select_from(s.features)).scalar_one() == 0  # cascades
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgres_database_from_an_older_app_is_upgraded(postgres_url):
+    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    sql_schema.migrate_engine(engine)
+    with engine.begin() as conn:  # what an app at the first PostgreSQL version created
+        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN models"))
+        conn.execute(sa.update(sql_schema.schema_version).values(version=sql_schema.FIRST_POSTGRES_VERSION))
+    assert sql_schema.migrate_engine(engine) == SCHEMA_VERSION
+    assert {c["name"] for c in sa.inspect(engine).get_columns("workers")} == set(sql_schema.workers.c.keys())
+    engine.dispose()

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -247,21 +247,27 @@ class StoreCore:
     # ---- workers ----------------------------------------------------------------------------------------------
 
     def record_heartbeat(
-        self, worker_id: str, queue: str, host: str, pid: int, device: str, current_job_id: int | None
+        self, worker_id: str, queue: str, host: str, pid: int, device: str, current_job_id: int | None,
+        models: Sequence[str] | None = None,
     ) -> None:
+        """Record that the worker is alive. models: the models present and verified in its own model folder (None:
+        not reported), shown per consumer in the Admin tab."""
         now = time.time()
+        models_json = None if models is None else json.dumps(sorted(str(m) for m in models))
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO workers (worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET queue = excluded.queue,"
-                " host = excluded.host, pid = excluded.pid, device = excluded.device,"
-                " current_job_id = excluded.current_job_id, heartbeat_at = excluded.heartbeat_at",
-                (worker_id, queue, host, int(pid), device, current_job_id, now, now),
+                "INSERT INTO workers (worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at,"
+                " models) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
+                " queue = excluded.queue, host = excluded.host, pid = excluded.pid, device = excluded.device,"
+                " current_job_id = excluded.current_job_id, heartbeat_at = excluded.heartbeat_at,"
+                " models = excluded.models",
+                (worker_id, queue, host, int(pid), device, current_job_id, now, now, models_json),
             )
 
     def list_workers(self, queue: str | None = None, max_age_s: float | None = 15.0) -> list[Worker]:
         """Workers whose last heartbeat is at most max_age_s old (all of them if max_age_s is None)."""
-        sql = "SELECT worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at FROM workers"
+        sql = ("SELECT worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at, models"
+               " FROM workers")
         where, params = [], []
         if queue is not None:
             where.append("queue = ?")
@@ -273,7 +279,7 @@ class StoreCore:
             sql += " WHERE " + " AND ".join(where)
         with self._read() as conn:
             rows = conn.execute(sql + " ORDER BY queue, worker_id", params).fetchall()
-        return [Worker(*row) for row in rows]
+        return [_worker_from_row(row) for row in rows]
 
     def remove_worker(self, worker_id: str) -> None:
         with self._write() as conn:
@@ -295,6 +301,15 @@ def _dataset_row(conn, dataset_id: int, lock: bool = False, share: bool = False)
     if row is None:
         raise NotFound(f"dataset {dataset_id} does not exist (it may have been deleted): reload the dataset list")
     return Dataset(*row)
+
+
+def _worker_from_row(row: tuple) -> Worker:
+    *fields, models_json = row
+    try:
+        models = tuple(json.loads(models_json)) if models_json is not None else None
+    except (TypeError, ValueError):
+        models = None  # written by hand or damaged: shown as "not reported", never an error in the Admin tab
+    return Worker(*fields, models=models)
 
 
 def _model_from_row(row: tuple) -> ModelRecord:

@@ -149,6 +149,7 @@ class Worker:
     current_job_id: int | None
     started_at: float
     heartbeat_at: float
+    models: tuple[str, ...] | None = None  # models verified in its own model folder; None: not reported
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,13 @@ MIGRATION_3 = """
 ALTER TABLE datasets ADD COLUMN staging INTEGER NOT NULL DEFAULT 0;
 """
 
-MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3]
+# The models each consumer holds, verified, in its own model folder (JSON list of names), sent with its heartbeat:
+# consumers on other machines fetch models themselves, so the Admin tab shows what each one has.
+MIGRATION_4 = """
+ALTER TABLE workers ADD COLUMN models TEXT;
+"""
+
+MIGRATIONS: list[str] = [MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -136,6 +136,7 @@ workers = sa.Table(
     sa.Column("current_job_id", Int),
     sa.Column("started_at", Real, nullable=False),
     sa.Column("heartbeat_at", Real, nullable=False),
+    sa.Column("models", sa.Text),  # schema version 4
 )
 
 settings_table = sa.Table(
@@ -161,8 +162,18 @@ models = sa.Table(
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", Int, nullable=False))
 
-# Migrations after SCHEMA_VERSION 3, each a function of a Connection, portable across both backends.
-LATER_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+# The first version a PostgreSQL database was created at; older ones never existed.
+FIRST_POSTGRES_VERSION = 3
+
+
+def _add_worker_models(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE workers ADD COLUMN models TEXT"))
+
+
+# Migrations after FIRST_POSTGRES_VERSION, each a function of a Connection, portable across both backends. A new
+# database gets `metadata` (all of them) at once; one made by an older app runs the ones it lacks. Each equals the
+# schema.py migration of the same number.
+LATER_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {4: _add_worker_models}
 _ADVISORY_LOCK_KEY = 0x5A2E_5701  # any constant: "the store's schema is being changed"
 
 
@@ -179,9 +190,9 @@ def migrate_engine(engine: sa.Engine) -> int:
         if version > newest:
             raise RuntimeError(f"the database has schema version {version} but this code knows only up to {newest}: "
                                "upgrade the app, or point SAM2T_DATABASE_URL at another database")
-        if version < SCHEMA_VERSION:
+        if version < FIRST_POSTGRES_VERSION:
             raise RuntimeError(f"the database has schema version {version}, older than any this code can upgrade "
-                               f"({SCHEMA_VERSION}); it was not made by this app")
+                               f"({FIRST_POSTGRES_VERSION}); it was not made by this app")
         for number in sorted(n for n in LATER_MIGRATIONS if n > version):
             LATER_MIGRATIONS[number](conn)
             conn.execute(schema_version.update().values(version=number))
