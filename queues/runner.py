@@ -15,7 +15,7 @@ import numpy as np
 
 # get_store is also imported from here by app.py and tests written before config.py held it.
 from queues.config import STALE_AFTER_S, get_store
-from queues.plan import is_notification_frame, job_frames, notification_frames
+from queues.plan import job_frames, notification_frames
 from queues.seeds import seeds_from_json
 from queues.worker import WorkerIdentity, model_device
 from sam2_tracking.settings import Settings
@@ -104,7 +104,10 @@ class _JobRun:
         self.run_started = time.monotonic()
         self.frames_at_start = 0
         self.latest_progress: TrackingProgress | None = None
-        self.previews: dict[int, bytes] = {}
+        # Notification frames -> their position in the job's processing order (the frames tracked when it is reached),
+        # and those that have had their notification (in this run or, before a resume, in an earlier one).
+        self.notify_positions: dict[int, int] = {}
+        self.notified: set[int] = set()
 
     def run(self) -> None:
         from sam2_tracking.models import load_predictor
@@ -122,6 +125,8 @@ class _JobRun:
             return
         # Known up front, so the feeder keeps those frames for the previews instead of decoding them again.
         notify = notification_frames(self.spec, dataset.frame_count)
+        self.notify_positions = {idx: pos for pos, idx in enumerate(all_frames, 1) if idx in notify}
+        self.notified = self._notified_before(committed)
         model_path = self.settings.model_dir / self.spec.model_name
         device = model_device(self.worker.device)
         predictor = load_predictor(model_path, device=device)
@@ -154,7 +159,7 @@ class _JobRun:
                     on_progress=self._on_progress,
                     should_cancel=self._should_cancel,
                     feeder_threads=self.worker.feeder_threads,
-                    preview_frames={idx for idx in notify if idx not in committed},
+                    preview_frames={idx for idx in notify if idx not in committed and idx not in self.notified},
                     on_preview=self._on_preview,
                     resume=resume_point,
                 )
@@ -184,6 +189,17 @@ class _JobRun:
     def _objects(self) -> list[ObjectSeeds]:
         seeds_by_track = seeds_from_json(self.spec.extra["seeds"])
         return [ObjectSeeds(track_id, tuple(seeds_by_track[track_id])) for track_id in self.spec.track_ids]
+
+    def _notified_before(self, committed: set[int]) -> set[int]:
+        """Notification frames an earlier run of this job already notified: the committed ones, and those tracked
+        but not committed before it stopped. A run notifies in processing order, so those are exactly the frames up
+        to the latest notification's; none gets a second notification after a resume."""
+        done = {idx for idx in self.notify_positions if idx in committed}
+        latest = self.job.notification
+        if latest is not None and latest.frame_idx in self.notify_positions:
+            reached = self.notify_positions[latest.frame_idx]
+            done.update(idx for idx, pos in self.notify_positions.items() if pos <= reached)
+        return done
 
     def _resume_point(self, device: str, all_frames: list[int], committed: set[int]):
         """The saved tracking state of this job, when there is one every frame up to which is committed; else None
@@ -235,26 +251,33 @@ class _JobRun:
             save_resume_point(batch.resume_point, resume_point_path(self.settings, self.job.job_id))
 
     def _after_commit(self, new_frames: list[int]) -> None:
-        from sam2_tracking.store import JobNotification
-
         fields = {"current_frame_idx": new_frames[-1], "heartbeat_at": time.time()}
+        self.frames_done += len(new_frames)
         for frame_idx in new_frames:
-            self.frames_done += 1
-            if is_notification_frame(self.frames_done, self.frames_total, self.spec.notify_percent):
-                fields["frames_done"] = self.frames_done
-                fields.update(self._rate_fields())
-                # One store write per notification, so every notification is counted even within one batch.
-                self.store.update_job(self.job.job_id, notification=JobNotification(
-                    frame_idx=frame_idx,
-                    frames_done=self.frames_done,
-                    percent=round(100.0 * self.frames_done / self.frames_total, 1),
-                    frames_total=self.frames_total,
-                    preview_jpeg=self.previews.pop(frame_idx, None) or self._preview_from_store(frame_idx),
-                    created_at=time.time(),
-                ), **fields)
+            if frame_idx in self.notify_positions and frame_idx not in self.notified:
+                # The tracker gave no frame for it (render_preview notifies the others as soon as they are tracked):
+                # draw it from what was just committed, so no notification is missing.
+                self._notify(frame_idx, self._preview_from_store(frame_idx))
         fields["frames_done"] = self.frames_done
         fields.update(self._rate_fields())
         self.store.update_job(self.job.job_id, **fields)
+
+    def _notify(self, frame_idx: int, preview_jpeg: bytes) -> None:
+        """One store write per notification frame, so the count is exact. frames_done in the notification is the
+        frames tracked when the frame was reached (its position in the job's order); the job's own frames_done stays
+        the committed count, which moves once per batch."""
+        from sam2_tracking.store import JobNotification
+
+        position = self.notify_positions[frame_idx]
+        self.notified.add(frame_idx)
+        self.store.update_job(self.job.job_id, notification=JobNotification(
+            frame_idx=frame_idx,
+            frames_done=position,
+            percent=round(100.0 * position / self.frames_total, 1),
+            frames_total=self.frames_total,
+            preview_jpeg=preview_jpeg,
+            created_at=time.time(),
+        ), heartbeat_at=time.time())
 
     def write_progress(self) -> None:
         progress, self.latest_progress = self.latest_progress, None
@@ -271,10 +294,12 @@ class _JobRun:
         return {"fps": round(fps, 3), "eta_s": None if eta is None else round(eta, 1)}
 
     def render_preview(self, frame_idx: int, rgb: np.ndarray, results: list[FrameMask]) -> None:
-        self.previews[frame_idx] = _preview_jpeg(rgb, results)
+        # Written now, not at the batch's commit: with batch 100 a short job would show nothing until its end.
+        if frame_idx in self.notify_positions and frame_idx not in self.notified:
+            self._notify(frame_idx, _preview_jpeg(rgb, results))
 
     def _preview_from_store(self, frame_idx: int) -> bytes:
-        # Only when the tracker had no frame for it (a notification frame computed before a resume point).
+        # Only for a notification frame the tracker handed no frame for (a safety net: see _after_commit).
         rgb = self.frames.read(frame_idx)
         features = [self.store.get_features(track_id, frame_idx, frame_idx + 1) for track_id in self.spec.track_ids]
         layers = [(f[0].track_id, f[0].mask, f[0].box) for f in features if f and f[0].present]

@@ -85,6 +85,24 @@ def test_notifications_include_the_final_frame(harness):
     assert job.notification.frames_done == 23 and job.notification.frame_idx == 22
 
 
+def test_previews_arrive_before_the_batch_commits(harness):
+    dataset, tracks = harness.add_sample()
+    harness.start_consumer("cpu")
+    # 30 frames in one batch of 100: nothing commits before the end, yet every 10 % (3 frames) brings a preview.
+    spec = _spec(dataset, tracks[:1], frames=30, batch=100, percent=10)
+    enqueued = enqueue_tracking_job(harness.settings, harness.store, spec)
+    early = wait_for(lambda: (lambda job: job if job.notification or job.finished else None)(_job(harness, enqueued.job_id)),
+                     180, "the job's first notification", 0.05)
+    note = early.notification
+    assert note is not None and early.frames_done == 0, (early.status, early.frames_done, harness.logs())
+    assert note.preview_jpeg[:2] == b"\xff\xd8" and note.frames_total == 30
+    assert note.frames_done % 3 == 0 and 3 <= note.frames_done < 30 and note.frame_idx == note.frames_done - 1
+    job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
+    assert job.status == "done", job.error
+    assert job.frames_done == 30 and job.notifications_count == expected_notifications(30, 10) == 10
+    assert job.notification.frames_done == 30 and job.notification.frame_idx == 29
+
+
 def test_cancel_while_queued(harness):
     dataset, tracks = harness.add_sample()
     enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1]))
@@ -128,6 +146,8 @@ def test_killed_consumer_job_resumes_and_every_frame_is_written_once(harness):
         frames = [f.frame_idx for f in harness.store.get_features(track_id)]
         assert frames == list(range(40)), "each frame exactly once per track"
     assert job.frames_done == 40
+    # Frames tracked but not committed before the kill had their notification: the resumed run does not repeat it.
+    assert job.notifications_count == expected_notifications(40, 10) == 10
 
 
 def test_two_queues_run_jobs_at_the_same_time(harness):

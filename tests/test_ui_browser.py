@@ -157,7 +157,7 @@ def test_two_tracks_in_one_job_followed_across_a_reload_cancelled_corrected_retr
     frames = page.locator("#track-frames input")
     frames.fill("60")
     frames.press("Tab")
-    # Commit every 10 frames: previews come with commits, so a preview shows long before the 60th frame.
+    # Commit every 10 frames, so the job cancelled below keeps some; a preview shows as soon as 10 % is tracked.
     page.locator("#track-advanced").get_by_text("Advanced").click()
     page.locator("#batch-choice input").click()
     page.get_by_role("option", name="10", exact=True).click()

@@ -291,9 +291,15 @@ class AnnotateHandlers:
         if view.message and view.message not in text:
             text += f" {view.message}."
         done = view.frames_done
-        if view.status == "running" and view.current_frame_idx is not None and job.spec.direction != Direction.BOTH:
-            # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits.
-            done = max(done, abs(view.current_frame_idx - job.spec.start_frame_idx) + 1)
+        if view.status == "running":
+            # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits. A
+            # notification comes as soon as its frame is tracked, and counts the frames tracked by then.
+            if job.notification is not None:
+                done = max(done, job.notification.frames_done)
+            if view.current_frame_idx is not None and job.spec.direction != Direction.BOTH:
+                done = max(done, abs(view.current_frame_idx - job.spec.start_frame_idx) + 1)
+            if done > view.frames_done:
+                text += f" Tracked {min(done, view.frames_total)}/{view.frames_total}: saved at the end of each batch."
         fraction = min(1.0, done / view.frames_total) if view.frames_total else 0.0
         return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
                 "done": view.frames_done, "preview_frame": view.preview_frame_idx,
