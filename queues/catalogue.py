@@ -236,3 +236,105 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
                            sha256=manifest.get("sha256"), progress_bytes=manifest.get("size"),
                            total_bytes=manifest.get("size"))
     return f"{name} installed from the uploaded files and ready ({manifest.get('size', 0) / 1e6:.0f} MB)."
+
+
+FETCHING_NOTE = "fetching model"  # how a queued job's message starts while its consumer fetches the model
+
+
+def fetch_model_for_job(settings: Settings, store, job_id: int, worker_id: str) -> bool:
+    """Before a tracking job runs here: make sure its model is verified in THIS consumer's model folder.
+
+    Consumers on other machines share no disk with the app, so each one fetches a model that the catalogue lists
+    as ready from the catalogue's URL(s) itself, with the Admin download's code (verified, atomic rename, the same
+    size cap, config allow-list and timeouts) and checked against the catalogue's size and SHA-256, so every
+    consumer runs the same weights. The job stays queued meanwhile, its message saying "fetching model ..." with
+    the progress; a cancel stops the fetch (the partial file stays for the next try). Returns True when the job can
+    run; False when it failed here (its message says why and what to do; a refused file is deleted) or was
+    cancelled."""
+    from sam2_tracking.model_files import discard_download
+    from sam2_tracking.models import DownloadCancelled, ModelError, download_model, model_status
+    from sam2_tracking.store import NotFound
+
+    job = store.get_job(job_id)
+    name = job.spec.model_name
+    if job.finished or model_status(settings.model_dir, name) is not None:
+        return True  # nothing to fetch (a finished job is the runner's to skip)
+    host = socket.gethostname()
+    where = f"this consumer ({host}, {settings.model_dir})"
+    try:
+        record = store.get_model(name)
+        entry = _catalogue_entry(record)
+    except NotFound:
+        return _fail_job(store, job_id, worker_id, f"model {name!r} is no longer in the catalogue: ask an admin to "
+                         "add and download it, then track again")
+    except ModelError as exc:
+        return _fail_job(store, job_id, worker_id, f"model {name!r} is not in {where}, and {exc}")
+    if record.status != "ready":
+        return _fail_job(store, job_id, worker_id, f"model {name!r} is {record.status} in the catalogue and not in "
+                         f"{where}: wait until an admin's download finishes, then track again")
+    last_write = [0.0]
+    last_cancel_check = [0.0]
+
+    def note(text: str) -> None:
+        if not store.is_cancel_requested(job_id):  # never overwrite the reason a job was cancelled with
+            store.update_job(job_id, error=text)
+
+    def on_progress(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
+            last_write[0] = now
+            of_total = f" of {total / 1e6:.0f}" if total else ""
+            note(f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB")
+
+    def should_cancel() -> bool:
+        now = time.monotonic()
+        if now - last_cancel_check[0] < CANCEL_CHECK_INTERVAL_S:
+            return False
+        last_cancel_check[0] = now
+        return store.is_cancel_requested(job_id)
+
+    note(f"{FETCHING_NOTE} {name} onto {host}")
+    log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,
+             entry.checkpoint_url)
+    try:
+        download_model(entry, settings.model_dir, on_progress=on_progress, should_cancel=should_cancel,
+                       limits=download_limits(settings))
+    except DownloadCancelled:
+        store.cancel_if_queued(job_id)
+        return False
+    except Exception as exc:
+        discard_download(settings.model_dir, name)
+        reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        return _fail_job(store, job_id, worker_id, f"could not fetch model {name!r} onto {where}: {reason}")
+    job = store.get_job(job_id)
+    if not job.finished and (job.error or "").startswith(FETCHING_NOTE):
+        store.update_job(job_id, error=None)
+    log.info("job %s: model %s fetched into %s", job_id, name, settings.model_dir)
+    return True
+
+
+def _catalogue_entry(record):
+    """The download entry for a catalogue row, checked as an admin's entry is: the database is shared by several
+    machines, so its rows are input to a consumer. Raises ModelError for a model that has no URL to fetch from."""
+    from sam2_tracking.models import DEFAULT_MODELS, ModelEntry, ModelError, custom_model_entry
+
+    if record.config == UPLOADED or record.checkpoint_url == UPLOADED:
+        raise ModelError("it was installed from uploaded files, so there is no URL to fetch it from: upload it in "
+                         "the Admin tab of an app whose model folder this consumer reads, or copy the model's "
+                         "folder into this consumer's SAM2T_MODEL_DIR")
+    default = DEFAULT_MODELS.get(record.name)
+    # custom_model_entry applies the URL and built-in config checks; the placeholder name keeps it from refusing a
+    # default model's own name.
+    custom_model_entry("catalogue_entry", default.config if default else record.config, record.checkpoint_url)
+    return ModelEntry(name=record.name, config=default.config if default else record.config,
+                      checkpoint_url=record.checkpoint_url, expected_size=record.size, sha256=record.sha256,
+                      is_default=record.is_default, label=default.label if default else record.name)
+
+
+def _fail_job(store, job_id: int, worker_id: str, message: str) -> bool:
+    # Claimed first, so a job cancelled meanwhile keeps its cancel (claim_job refuses it) and the end goes through
+    # the same lease as a run's.
+    if store.claim_job(job_id, worker_id):
+        store.finish_job(job_id, worker_id, "failed", error=message)
+    log.warning("job %s failed before tracking: %s", job_id, message)
+    return False

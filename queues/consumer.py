@@ -58,7 +58,8 @@ def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str
     consumer_class = EmbeddedConsumer if embedded else Consumer
     consumer = consumer_class(huey, workers=workers, worker_type="thread", max_delay=MAX_POLL_DELAY_S,
                               periodic=False, check_worker_health=True)
-    heartbeat = Heartbeat(store, [identity], functools.partial(requeue_dead_workers_jobs, settings, store))
+    heartbeat = Heartbeat(store, [identity], functools.partial(requeue_dead_workers_jobs, settings, store),
+                          model_dir=settings.model_dir)
     heartbeat.beat_once()
     heartbeat.start()
     # Seed previews have their own small queue and thread here, sharing the model, never behind a job.

@@ -25,9 +25,16 @@ log = logging.getLogger(__name__)
 
 
 def track(job_id: int) -> str:
+    from queues.catalogue import fetch_model_for_job
+
     settings = served_settings()
-    job = get_store(settings).get_job(int(job_id))
-    return run_tracking_job(settings, job.job_id, identity_for(job.queue))
+    store = get_store(settings)
+    job = store.get_job(int(job_id))
+    worker = identity_for(job.queue)
+    # A consumer on another machine may not hold the job's model yet: it fetches it first (queues.catalogue).
+    if not fetch_model_for_job(settings, store, job.job_id, worker.worker_id):
+        return store.get_job(job.job_id).status
+    return run_tracking_job(settings, job.job_id, worker)
 
 
 def download_model(name: str, force: bool = False) -> str:

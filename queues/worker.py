@@ -111,13 +111,16 @@ def worker_is_dead(worker_id: str | None, live_workers: dict[str, object]) -> bo
 
 class Heartbeat(threading.Thread):
     """Beats for every identity of this process and hands each queue to `requeue` (which re-queues the jobs of
-    workers that died), until stop()."""
+    workers that died), until stop(). Each beat also reports the models verified in this consumer's own model
+    folder (model_dir), which the Admin tab shows per consumer: consumers on other machines fetch their own."""
 
-    def __init__(self, store, identities: list[WorkerIdentity], requeue: Callable[[str], list[int]]) -> None:
+    def __init__(self, store, identities: list[WorkerIdentity], requeue: Callable[[str], list[int]],
+                 model_dir: str | os.PathLike | None = None) -> None:
         super().__init__(name="sam2-heartbeat", daemon=True)
         self.store = store
         self.identities = identities
         self.requeue = requeue
+        self.model_dir = model_dir
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -131,10 +134,15 @@ class Heartbeat(threading.Thread):
             self.store.remove_worker(identity.worker_id)
 
     def beat_once(self) -> None:
+        models = None
+        if self.model_dir is not None:
+            from sam2_tracking.model_files import verified_models
+
+            models = verified_models(self.model_dir)  # a directory listing and a small JSON read per model
         for identity in self.identities:
             self.store.record_heartbeat(
                 identity.worker_id, identity.queue, identity.host, identity.pid, identity.device,
-                identity.current_job_id,
+                identity.current_job_id, models=models,
             )
         for identity in self.identities:
             self.requeue(identity.queue)

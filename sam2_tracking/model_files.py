@@ -98,6 +98,29 @@ def model_status(model_dir: str | os.PathLike, name: str) -> dict | None:
         return None
 
 
+def verified_models(model_dir: str | os.PathLike) -> list[str]:
+    """Names of the models fully downloaded and verified in model_dir (what a consumer reports with its heartbeat)."""
+    root = Path(model_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in sorted(root.iterdir()):
+        if child.name.startswith(".") or not _NAME.match(child.name):
+            continue  # the bookkeeping folder and swap links: never a model
+        if model_status(root, child.name) is not None:
+            found.append(child.name)
+    return found
+
+
+def discard_download(model_dir: str | os.PathLike, name: str) -> None:
+    """Delete what a refused download of `name` left for resuming (its partial checkpoint); an installed version,
+    if any, stays. A consumer fetching a model for a job calls this when the file failed its checks, so a corrupt
+    file is neither kept nor resumed from."""
+    name = check_name(name)
+    with _model_lock(model_dir, name):
+        shutil.rmtree(_staging(model_dir, name), ignore_errors=True)
+
+
 def download_in_progress(model_dir: str | os.PathLike, name: str) -> bool:
     """True while a process on this machine downloads or installs `name` into model_dir (it holds the lock)."""
     with _model_lock(model_dir, check_name(name), blocking=False) as acquired:

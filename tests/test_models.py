@@ -682,3 +682,92 @@ def test_admin_upload_and_cancel_handlers_check_the_admin_on_every_call(tmp_path
     assert store.get_model("offline").status == "ready"
     with pytest.raises(gr.Error, match="no download to cancel"):
         cancel_model_download(settings, store, "offline", admin)
+
+
+@pytest.mark.slow
+def test_consumer_with_an_empty_model_folder_fetches_the_model_for_its_job(model_server, test_model_dir, tmp_path):
+    """A consumer on "another machine" (its own empty model folder) fetches a ready model from the catalogue's URLs
+    when a job needs it, reports it with its heartbeat, and fails a job whose file fails the catalogue's checksum
+    with a readable message, keeping nothing of that file."""
+    from queues.dispatch import enqueue_tracking_job
+    from sam2_tracking.types import JobSpec
+    from tests.support.queue_harness import QueueHarness, wait_for
+    from ui.admin import worker_models_cell
+
+    checkpoint = test_model_dir / "checkpoint.pt"
+    size, digest = checkpoint.stat().st_size, sha256_of(checkpoint)
+    harness = QueueHarness(tmp_path, tmp_path / "consumer-models", queues=("cpu",))
+    try:
+        store = harness.store
+        for name, sha in (("testmodel", digest), ("testmodel_corrupt", "0" * 64)):
+            store.upsert_model(name, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt",
+                               is_default=False, status="ready", size=size, sha256=sha)
+        dataset, tracks = harness.add_sample()
+        harness.start_consumer("cpu")
+        assert store.list_workers()[0].models == ()
+
+        def run(model_name: str):
+            spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(tracks[0],), start_frame_idx=0,
+                           model_name=model_name, queue="cpu", num_frames=4, batch_size=10, notify_percent=50)
+            job_id = enqueue_tracking_job(harness.settings, store, spec).job_id
+            return wait_for(lambda: (job := store.get_job(job_id)).finished and job, 180,
+                            f"job {job_id} to finish ({harness.logs()})", 0.2)
+
+        corrupt = run("testmodel_corrupt")
+        assert corrupt.status == "failed"
+        assert corrupt.error.startswith("could not fetch model 'testmodel_corrupt' onto this consumer")
+        assert "SHA-256" in corrupt.error and "corrupt" in corrupt.error
+        model_dir = harness.settings.model_dir
+        assert model_status(model_dir, "testmodel_corrupt") is None
+        left = [p for p in model_dir.rglob("*") if "testmodel_corrupt" in str(p.relative_to(model_dir))]
+        assert [p.relative_to(model_dir).as_posix() for p in left] == [".sam2t/locks/testmodel_corrupt.lock"]
+
+        done = run("testmodel")
+        assert done.status == "done", done.error
+        assert done.error is None and done.frames_done == 4  # the "fetching model" note is gone once it runs
+        assert model_status(model_dir, "testmodel")["sha256"] == digest
+        assert [f.frame_idx for f in store.get_features(tracks[0])] == [0, 1, 2, 3]
+        assert "fetching it from" in harness.logs()
+        worker = wait_for(lambda: (w := store.list_workers()[0]).models == ("testmodel",) and w, 30,
+                          "the heartbeat to report the fetched model")
+        assert worker_models_cell(worker.models, ["testmodel", "testmodel_corrupt"]) == (
+            "testmodel ✓, testmodel_corrupt –")
+    finally:
+        harness.close()
+        from queues.config import forget_instances
+
+        forget_instances()
+
+
+def test_worker_models_cell() -> None:
+    from ui.admin import worker_models_cell
+
+    assert worker_models_cell(None, ["sam2.1_hiera_tiny"]) == "not reported"
+    assert worker_models_cell((), []) == "none"
+    assert worker_models_cell(("sam2.1_hiera_tiny",), ["sam2.1_hiera_large", "sam2.1_hiera_tiny"]) == (
+        "large –, tiny ✓")
+
+
+def test_catalogue_rows_are_checked_before_a_consumer_fetches(tmp_path) -> None:
+    """The shared database is input to a consumer: a row with a local file as its config or an uploaded model gives
+    the job a message, never a fetch."""
+    from queues.catalogue import fetch_model_for_job
+    from queues.config import get_store
+    from sam2_tracking.settings import Settings
+    from sam2_tracking.types import JobSpec
+
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models", queue_names=("cpu",),
+                        embedded_consumers=())
+    store = get_store(settings)
+    dataset = store.add_dataset("clip", "/v/clip.mp4", "video", 10, 25.0, 64, 48)
+    track_id = store.create_track(dataset.dataset_id).track_id
+    store.upsert_model("uploaded", "upload", "upload", is_default=False, status="ready")
+    store.upsert_model("local_config", "/etc/passwd", "http://127.0.0.1:9/c.pt", is_default=False, status="ready")
+    for name, message in (("uploaded", "installed from uploaded files"), ("local_config", "built-in sam2 config")):
+        spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(track_id,), start_frame_idx=0,
+                       model_name=name, queue="cpu", num_frames=4, batch_size=10, notify_percent=50)
+        job = store.create_job(spec, frames_total=4)
+        assert fetch_model_for_job(settings, store, job.job_id, "w1") is False
+        failed = store.get_job(job.job_id)
+        assert failed.status == "failed" and message in failed.error, failed.error
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
