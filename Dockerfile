@@ -4,7 +4,8 @@
 #   docker run -p 7860:7860 -v sam2-data:/data -e SAM2T_ADMIN_PASSWORD=... sam2-tracking
 #
 # Alone it is the laptop trial in a container (embedded CPU consumer, SQLite). docker-compose.yml runs it as the
-# app plus a separate CPU consumer (`python -m queues.consumer cpu`) beside Redis and a GPU consumer (Dockerfile.gpu).
+# app plus a separate CPU consumer (`python -m queues.consumer cpu`, its own volume) beside PostgreSQL, Redis and a
+# GPU consumer (Dockerfile.gpu).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,8 +1,10 @@
 """docker-compose.yml, Dockerfile, Dockerfile.gpu, the README and the settings agree (Docker cannot run here).
 
-What would otherwise only show on a lab server: a consumer serving a queue the app does not offer, a service that
-does not share the data volume, a SAM2T_* variable that is misspelt (silently ignored) or undocumented, a Dockerfile
-that forgets a package the app imports, a missing health check or GPU reservation, a secret with a default.
+What would otherwise only show on a lab server: a consumer serving a queue the app does not offer, a consumer that
+opens another store or queue than the app, a volume shared between app and consumers (the layout is the
+several-machines one, as tests/test_topology.py runs it), a SAM2T_* variable that is misspelt (silently ignored) or
+undocumented, a Dockerfile that forgets a package the app imports, a missing health check or GPU reservation, a
+secret with a default.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sam2_tracking.settings import ENV_PREFIX, Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
-SECRETS = {"SAM2T_ADMIN_PASSWORD": "admin-secret", "REDIS_PASSWORD": "redissecret"}
+SECRETS = {"SAM2T_ADMIN_PASSWORD": "admin-secret", "SERVICE_PASSWORD": "servicesecret0123456789"}
 # Packages each image must carry: the app imports all three layers, a consumer only queues -> sam2_tracking.
 APP_PATHS = {"app.py", "assets", "ui", "queues", "sam2_tracking"}
 CONSUMER_PATHS = {"queues", "sam2_tracking"}
@@ -81,7 +83,7 @@ def _dockerfile_copies(path: Path) -> set[str]:
 def test_compose_services_queues_and_volumes_agree_with_settings():
     compose = _compose()
     services = compose["services"]
-    assert set(services) == {"redis", "app", "consumer-cpu", "consumer-gpu"}
+    assert set(services) == {"postgres", "redis", "app", "consumer-cpu", "consumer-gpu"}
     app_env = {k: str(v) for k, v in services["app"]["environment"].items()}
     app_settings = _settings_for(app_env)
     assert app_settings.embedded_consumers == (), "the app must not run jobs itself when consumers serve the queues"
@@ -97,23 +99,43 @@ def test_compose_services_queues_and_volumes_agree_with_settings():
         queue = command[command.index("queues.consumer") + 1] if "queues.consumer" in command else command[0]
         served[queue] = name
         assert queue in settings.queue_names, f"{name} serves {queue!r}, which its settings do not list"
-        # The consumer must see the very store and queues the app uses, or jobs are never picked up.
-        assert (settings.data_dir, settings.queue_url, settings.queue_names) == (
-            app_settings.data_dir, app_settings.queue_url, app_settings.queue_names)
+        # The consumer must see the very store and queues the app uses, or jobs are never picked up; it shares no
+        # disk with the app, so it fetches videos from the app's address with the app's worker token.
+        assert (settings.database_url, settings.queue_url, settings.queue_names) == (
+            app_settings.database_url, app_settings.queue_url, app_settings.queue_names)
+        assert settings.app_url == f"http://app:{app_settings.port}"
+        assert settings.worker_token == app_settings.worker_token != ""
+        assert settings.embedded_consumers == ()
         assert service["depends_on"]["app"]["condition"] == "service_healthy"
         assert queue in " ".join(service["healthcheck"]["test"]), f"{name}'s health check must ask about {queue!r}"
     assert set(served) == set(app_settings.queue_names), "every queue the app offers needs a consumer service"
 
     # Redis: the URL the app uses names the redis service, its port, and the password redis is started with.
-    assert app_settings.queue_url == "redis://:redissecret@redis:6379/0"
-    assert services["redis"]["command"][-1] == SECRETS["REDIS_PASSWORD"]
-    assert services["app"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    secret = SECRETS["SERVICE_PASSWORD"]
+    assert app_settings.queue_url == f"redis://:{secret}@redis:6379/0"
+    assert services["redis"]["command"][-1] == secret
+    # PostgreSQL: the store URL names the postgres service, the user, database and password it is created with.
+    postgres = services["postgres"]
+    pg_env = postgres["environment"]
+    assert app_settings.database_url == (
+        f"postgresql://{pg_env['POSTGRES_USER']}:{pg_env['POSTGRES_PASSWORD']}@postgres:5432/{pg_env['POSTGRES_DB']}")
+    assert pg_env["POSTGRES_PASSWORD"] == secret and postgres["image"].startswith("postgres:")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert dict(v.split(":", 1) for v in postgres["volumes"]) == {"postgres": "/var/lib/postgresql/data"}
+    for dependency in ("postgres", "redis"):
+        assert services["app"]["depends_on"][dependency]["condition"] == "service_healthy"
 
-    # One data volume, mounted where SAM2T_DATA_DIR points, in every service that opens the store.
+    # Every service that keeps files has its own volume where SAM2T_DATA_DIR points: no disk is shared between
+    # the app and the consumers (models, the video cache and resume states live in each consumer's own).
+    owners: dict[str, str] = {}
     for name in ("app", "consumer-cpu", "consumer-gpu"):
+        env = {k: str(v) for k, v in services[name]["environment"].items()}
         mounts = dict(v.split(":", 1) for v in services[name]["volumes"])
-        assert mounts == {"data": str(app_settings.data_dir)}, name
-    assert set(compose["volumes"]) == {"data", "redis"}
+        assert list(mounts.values()) == [str(_settings_for(env).data_dir)], name
+        for volume in mounts:
+            assert volume not in owners, f"{name} shares the volume {volume!r} with {owners.get(volume)}"
+            owners[volume] = name
+    assert set(compose["volumes"]) == {"postgres", "redis", *owners}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
 
@@ -136,6 +158,7 @@ def _settings_for(env: dict[str, str]) -> Settings:
 
 
 def test_compose_refuses_to_start_without_the_two_secrets():
+    assert len(SECRETS["SERVICE_PASSWORD"]) >= 16  # it is also the worker token, which the settings hold to 16
     for missing in SECRETS:
         with pytest.raises(KeyError, match=missing):
             _compose({k: v for k, v in SECRETS.items() if k != missing})
