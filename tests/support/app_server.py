@@ -20,16 +20,19 @@ def free_port() -> int:
 
 
 class AppServer:
-    def __init__(self, data_dir: Path, model_dir: Path, **env_overrides: str) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, model_dir: Path, cwd: Path | None = None, port: int | None = None,
+                 **env_overrides: str) -> None:
+        """cwd: the app's working folder (default the repository); port: a free one unless given (known before the
+        app starts, e.g. for consumers' SAM2T_APP_URL); env_overrides: SAM2T_* and other variables."""
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = data_dir.parent / f"app-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
         env.update(SAM2T_DATA_DIR=str(data_dir), SAM2T_MODEL_DIR=str(model_dir), SAM2T_PORT=str(self.port),
                    PYTHONPATH=str(REPO_ROOT), OMP_NUM_THREADS="1", **env_overrides)
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py")], cwd=cwd or REPO_ROOT, env=env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
         wait_for(self._answers, 120, f"the app to answer on {self.url} (log: {self.log_path})", 0.3)
 
     def _answers(self) -> bool:
