@@ -235,3 +235,14 @@ def test_consumer_health_check_answers_from_this_hosts_heartbeat(tmp_path):
     assert healthy.returncode == 0, healthy.stderr
     assert worker_id in healthy.stdout
     assert check("gpu").returncode == 1  # a healthy cpu consumer says nothing about the gpu one
+
+
+def test_readme_gives_the_compose_files_secrets_and_command():
+    """The .env line a person copies from the README is the one in docker-compose.yml's header, naming exactly the
+    secrets compose requires."""
+    readme = (REPO / "README.md").read_text()
+    deployment = readme[readme.index("## Deployment"):]
+    printf = [line.strip() for line in COMPOSE.read_text().splitlines() if "printf" in line]
+    assert len(printf) == 1 and printf[0].lstrip("# ").strip() in deployment
+    assert all(f"{name}=%s" in printf[0] for name in SECRETS)
+    assert "docker compose up -d" in deployment
