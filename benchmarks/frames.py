@@ -4,7 +4,9 @@
 
 Runs the real app (`python app.py`, no embedded consumer) on a temporary data folder holding one video with three
 tracks that carry a mask on every frame, opens it in Debian's Chromium (Playwright), and measures inside the page:
-  p50_ms / p95_ms   a random frame (window.sam2Viewer.seek) until it is painted with the 3 tracks' overlays
+  p50_ms / p95_ms   a random frame (window.sam2Viewer.seek) until it is painted with the 3 tracks' overlays, once the
+                    app has packed the video's frames as JPEG (ui/frame_pack.py; pack_s says how long that took)
+  cold_p50_ms / cold_p95_ms   the same on first opening the video, while the packing runs (frames decoded on demand)
   step_p95_ms       a right-arrow key press until the next frame is painted with its overlays (stepping forward)
 Without --video it makes a 10 s 1080p H.264 clip (30 fps, a keyframe every 30 frames) with ffmpeg.
 Prints one JSON object. Run it under `flock /tmp/bench.lock` so measurements do not overlap.
@@ -93,6 +95,7 @@ def main() -> int:
     from sam2_tracking.library import add_video
     from sam2_tracking.settings import Settings
     from tests.support.app_server import AppServer
+    from ui.frame_pack import FramePacks
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,10 +114,20 @@ def main() -> int:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                opened = time.perf_counter()
                 page.goto(server.url)
                 page.locator('#frame-viewer .sv-root[data-painted-frame="0"]').wait_for(timeout=60_000)
                 page.wait_for_timeout(1000)  # let the first prefetch settle
                 rng = random.Random(0)
+                frames = [rng.randrange(dataset.frame_count) for _ in range(args.random)]
+                cold_ms = [page.evaluate(SEEK_JS, f) for f in frames]
+                packs = FramePacks(data_dir / "viewer-frames", budget_bytes=0)  # only counts what the app packed
+                deadline = time.monotonic() + 600
+                while packs.packed_frames(dataset.dataset_id, dataset.path) < dataset.frame_count:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the app did not pack the video's frames within 10 minutes")
+                    time.sleep(0.2)
+                pack_s = time.perf_counter() - opened
                 frames = [rng.randrange(dataset.frame_count) for _ in range(args.random)]
                 seek_ms = [page.evaluate(SEEK_JS, f) for f in frames]
                 page.evaluate(SEEK_JS, 0)
@@ -133,6 +146,8 @@ def main() -> int:
         "width": dataset.width, "height": dataset.height, "frames": dataset.frame_count, "tracks": 3,
         "random_frames": len(seek_ms), "p50_ms": round(percentile(seek_ms, 50), 1),
         "p95_ms": round(percentile(seek_ms, 95), 1), "max_ms": round(max(seek_ms), 1),
+        "cold_p50_ms": round(percentile(cold_ms, 50), 1), "cold_p95_ms": round(percentile(cold_ms, 95), 1),
+        "pack_s": round(pack_s, 1),
         "steps": len(step_ms), "step_p50_ms": round(percentile(step_ms, 50), 1),
         "step_p95_ms": round(percentile(step_ms, 95), 1), "setup_s": round(setup_s, 1),
         "cpu_count": os.cpu_count(),

@@ -80,6 +80,9 @@ class Settings:
     max_checkpoint_bytes: int = 2_000_000_000  # a model download or upload; SAM2.1 Large is 898 MB
     download_connect_timeout_seconds: int = 15
     download_read_timeout_seconds: int = 60  # the longest a download waits for its next bytes (not the whole file)
+    # The viewer's frames encoded once as JPEG on disk (ui/frame_pack.py): ~100-300 KB a 1080p frame, so 2 GiB holds
+    # 7,000-20,000 frames around where people work; 0 turns it off (every frame decoded on demand).
+    viewer_cache_bytes: int = 2 * 1024**3
     # Consumers on other machines (README "Deployment"): the app serves videos to holders of worker_token, and a
     # consumer that cannot open a video's path fetches it from app_url (cached by content hash in its data_dir).
     worker_token: str = ""
@@ -116,6 +119,8 @@ class Settings:
                                 ("DOWNLOAD_READ_TIMEOUT_SECONDS", self.download_read_timeout_seconds)):
             if value < 1:
                 raise ValueError(f"{ENV_PREFIX}{env_name} must be at least 1, got {value}")
+        if self.viewer_cache_bytes < 0:
+            raise ValueError(f"{ENV_PREFIX}VIEWER_CACHE_BYTES must be 0 (off) or more, got {self.viewer_cache_bytes}")
 
     @property
     def store_path(self) -> Path:
@@ -142,6 +147,10 @@ class Settings:
     @property
     def video_dir(self) -> Path:
         return self.data_dir / "videos"
+
+    @property
+    def viewer_cache_dir(self) -> Path:
+        return self.data_dir / "viewer-frames"
 
     @property
     def admin_auth_enabled(self) -> bool:
@@ -233,6 +242,7 @@ def load_settings() -> Settings:
         download_connect_timeout_seconds=_env_int("DOWNLOAD_CONNECT_TIMEOUT_SECONDS",
                                                   Settings.download_connect_timeout_seconds),
         download_read_timeout_seconds=_env_int("DOWNLOAD_READ_TIMEOUT_SECONDS", Settings.download_read_timeout_seconds),
+        viewer_cache_bytes=_env_int("VIEWER_CACHE_BYTES", Settings.viewer_cache_bytes),
         worker_token=_env("WORKER_TOKEN", ""),
         app_url=_env("APP_URL", "").rstrip("/"),
     )

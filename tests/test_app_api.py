@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 
@@ -119,6 +121,16 @@ def test_viewer_routes_need_a_login_and_refuse_unknown_frames(secured_app):
     response = httpx.get(frame_url, cookies=cookies)
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert response.content[:2] == b"\xff\xd8"
+    # The app packs the video's frames as JPEG in the background (ui/frame_pack.py) and then answers from there,
+    # with the same bytes it encoded on demand.
+    from ui.frame_pack import FramePacks
+
+    packs = FramePacks(server.data_dir / "viewer-frames", budget_bytes=0)
+    deadline = time.monotonic() + 60
+    while packs.packed_frames(dataset.dataset_id, dataset.path) < dataset.frame_count:
+        assert time.monotonic() < deadline, "the app did not pack the video's frames"
+        time.sleep(0.2)
+    assert httpx.get(frame_url, cookies=cookies).content == response.content
     assert httpx.get(f"{server.url}viewer/frame/{dataset.dataset_id}/{dataset.frame_count}.jpg",
                      cookies=cookies).status_code == 404
     assert httpx.get(f"{server.url}viewer/frame/999/0.jpg", cookies=cookies).status_code == 404

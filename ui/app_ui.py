@@ -33,13 +33,15 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
 
 def serve(demo: gr.Blocks, settings: Settings, store) -> None:
     """Launch, add the frame viewer's data routes to Gradio's app (which launch() creates), and serve until stopped."""
+    from ui.frame_pack import FramePacks
     from ui.frames import FrameCache
     from ui.preview import mount_preview_route
     from ui.routes import mount_viewer_routes
     from ui.video_route import mount_worker_video_route
 
     demo.launch(prevent_thread_lock=True, **launch_options(settings))
-    mount_viewer_routes(demo.app, store, FrameCache())
+    mount_viewer_routes(demo.app, store, FrameCache(),
+                        FramePacks(settings.viewer_cache_dir, settings.viewer_cache_bytes))
     mount_preview_route(demo.app, settings, store)
     mount_worker_video_route(demo.app, settings, store)
     demo.block_thread()

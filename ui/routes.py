@@ -12,7 +12,6 @@ yet); an unknown video or frame is a 404, not an error page.
 
 from __future__ import annotations
 
-import io
 import threading
 from collections import OrderedDict
 
@@ -20,7 +19,6 @@ from collections import OrderedDict
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 
-JPEG_QUALITY = 85
 MAX_MASK_RANGE = 500  # frames per /masks request: a bounded response whatever the client asks for
 
 
@@ -44,14 +42,6 @@ class JpegCache:
             self._items[key] = data
             while len(self._items) > self.max_items:
                 self._items.popitem(last=False)
-
-
-def encode_jpeg(frame) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(frame).save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return buffer.getvalue()
 
 
 def current_user(app, request) -> str | None:
@@ -100,8 +90,11 @@ def timeline_payload(store, dataset) -> dict:
             "tracks": tracks}
 
 
-def mount_viewer_routes(app, store, frames) -> None:
-    """Add the viewer's routes to Gradio's FastAPI app (after launch: Gradio builds the app inside launch())."""
+def mount_viewer_routes(app, store, frames, packs=None) -> None:
+    """Add the viewer's routes to Gradio's FastAPI app (after launch: Gradio builds the app inside launch()).
+    packs (ui.frame_pack.FramePacks) answers from frames encoded ahead of time; None decodes every frame on demand."""
+    from starlette.concurrency import run_in_threadpool
+
     from sam2_tracking.store import NotFound
 
     jpegs = JpegCache()
@@ -118,16 +111,28 @@ def mount_viewer_routes(app, store, frames) -> None:
         except NotFound:
             raise HTTPException(status_code=404, detail=f"No video {dataset_id}.") from None
 
-    def frame_jpeg(dataset_id: int, frame_idx: int, request: Request) -> Response:
-        require_login(request)
-        dataset = dataset_or_404(dataset_id)
-        if not 0 <= frame_idx < dataset.frame_count:
-            raise HTTPException(status_code=404, detail=f"Frame {frame_idx} is outside the video.")
+    def decoded_jpeg(dataset, frame_idx: int) -> bytes:
+        from ui.frame_pack import encode_jpeg
+
         key = (dataset.dataset_id, dataset.path, frame_idx)
         data = jpegs.get(key)
         if data is None:
             data = encode_jpeg(frames.read(dataset.path, frame_idx))
             jpegs.put(key, data)
+        return data
+
+    async def frame_jpeg(dataset_id: int, frame_idx: int, request: Request) -> Response:
+        # Async so that a request the browser has given up on (a prefetch overtaken by a jump elsewhere) is dropped
+        # before it decodes: the decoder of a video serves one request at a time.
+        require_login(request)
+        dataset = await run_in_threadpool(dataset_or_404, dataset_id)
+        if not 0 <= frame_idx < dataset.frame_count:
+            raise HTTPException(status_code=404, detail=f"Frame {frame_idx} is outside the video.")
+        data = await run_in_threadpool(packs.get, dataset.dataset_id, dataset.path, frame_idx) if packs else None
+        if data is None:
+            if await request.is_disconnected():
+                return Response(status_code=499)  # nginx's "client closed request": nobody reads this answer
+            data = await run_in_threadpool(decoded_jpeg, dataset, frame_idx)
         # Frames never change for a given dataset id, so the browser may keep them for the session.
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 

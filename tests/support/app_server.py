@@ -26,6 +26,7 @@ class AppServer:
         app starts, e.g. for consumers' SAM2T_APP_URL); env_overrides: SAM2T_* and other variables."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.data_dir = data_dir
         self.log_path = data_dir.parent / f"app-{self.port}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
         env.update(SAM2T_DATA_DIR=str(data_dir), SAM2T_MODEL_DIR=str(model_dir), SAM2T_PORT=str(self.port),
