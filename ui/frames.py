@@ -22,7 +22,9 @@ class FrameCache:
         with self._lock:
             entry = self._sources.get(path)
             if entry is None:
-                entry = (open_video(path), threading.Lock())
+                # No frame cache in the source: the route keeps encoded JPEGs (and ui/frame_pack.py all of them), so
+                # converting the frames a seek passes through to RGB for a cache would be work thrown away.
+                entry = (open_video(path, cache_bytes=0), threading.Lock())
                 self._sources[path] = entry
                 while len(self._sources) > self.max_open:
                     _old_path, (old_source, _old_lock) = self._sources.popitem(last=False)
