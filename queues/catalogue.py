@@ -238,27 +238,54 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
     return f"{name} installed from the uploaded files and ready ({manifest.get('size', 0) / 1e6:.0f} MB)."
 
 
-FETCHING_NOTE = "fetching model"  # how a queued job's message starts while its consumer fetches the model
+FETCHING_NOTE = "fetching model"  # how a job's message starts while its consumer fetches the model
 
 
-def fetch_model_for_job(settings: Settings, store, job_id: int, worker_id: str) -> bool:
+def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     """Before a tracking job runs here: make sure its model is verified in THIS consumer's model folder.
 
     Consumers on other machines share no disk with the app, so each one fetches a model that the catalogue lists
     as ready from the catalogue's URL(s) itself, with the Admin download's code (verified, atomic rename, the same
-    size cap, config allow-list and timeouts) and checked against the catalogue's size and SHA-256, so every
-    consumer runs the same weights. The job stays queued meanwhile, its message saying "fetching model ..." with
-    the progress; a cancel stops the fetch (the partial file stays for the next try). Returns True when the job can
-    run; False when it failed here (its message says why and what to do; a refused file is deleted) or was
-    cancelled."""
-    from sam2_tracking.model_files import discard_download
-    from sam2_tracking.models import DownloadCancelled, ModelError, download_model, model_status
-    from sam2_tracking.store import NotFound
+    size cap, config allow-list and timeouts), checked against the catalogue's size and SHA-256 so that every
+    consumer runs the same weights. The job is claimed first (worker: this consumer's queues.worker.WorkerIdentity),
+    so it shows as running with the message "fetching model ...", and a consumer that dies meanwhile has its job
+    handed to another like any running job. A cancel stops the fetch at its next chunk (the partial file stays for
+    the next try). Returns True when the runner should take the job from here; False when it ended here (failed:
+    its message says why and what to do, and a refused file is deleted; or cancelled) or another worker holds it."""
+    from queues.config import STALE_AFTER_S
+    from sam2_tracking.models import model_status
 
     job = store.get_job(job_id)
     name = job.spec.model_name
     if job.finished or model_status(settings.model_dir, name) is not None:
         return True  # nothing to fetch (a finished job is the runner's to skip)
+    if job.cancel_requested and store.cancel_if_queued(job_id):
+        return False
+    if not store.claim_job(job_id, worker.worker_id, stale_after_s=STALE_AFTER_S):
+        log.info("job %s is held by another worker (or was cancelled); not fetching its model", job_id)
+        return False
+    claimed = store.get_job(job_id)
+    worker.current_job_id = job_id
+    try:
+        if not _fetch_claimed(settings, store, claimed, worker.worker_id):
+            return False
+    finally:
+        worker.current_job_id = None
+    # The runner claims the job again (this worker holds it, so it may); undo what this claim counted so that the
+    # runner's counts once: a first start leaves started_at empty again, a resume its count one lower.
+    if job.started_at is None:
+        store.update_job(job_id, error=None, started_at=None)
+    else:
+        store.update_job(job_id, error=None, resumed_count=claimed.resumed_count - 1)
+    return True
+
+
+def _fetch_claimed(settings: Settings, store, job, worker_id: str) -> bool:
+    from sam2_tracking.model_files import discard_download
+    from sam2_tracking.models import DownloadCancelled, ModelError, download_model
+    from sam2_tracking.store import NotFound
+
+    job_id, name = job.job_id, job.spec.model_name
     host = socket.gethostname()
     where = f"this consumer ({host}, {settings.model_dir})"
     try:
@@ -275,40 +302,36 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker_id: str) 
     last_write = [0.0]
     last_cancel_check = [0.0]
 
-    def note(text: str) -> None:
-        if not store.is_cancel_requested(job_id):  # never overwrite the reason a job was cancelled with
-            store.update_job(job_id, error=text)
-
     def on_progress(done: int, total: int | None) -> None:
         now = time.monotonic()
         if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
             last_write[0] = now
             of_total = f" of {total / 1e6:.0f}" if total else ""
-            note(f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB")
+            store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB",
+                             heartbeat_at=time.time())
 
     def should_cancel() -> bool:
         now = time.monotonic()
         if now - last_cancel_check[0] < CANCEL_CHECK_INTERVAL_S:
             return False
         last_cancel_check[0] = now
-        return store.is_cancel_requested(job_id)
+        lease = store.job_lease(job_id, worker_id)
+        return lease != "ok"  # cancelled, or handed to another worker: either way this fetch is not needed now
 
-    note(f"{FETCHING_NOTE} {name} onto {host}")
+    store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}")
     log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,
              entry.checkpoint_url)
     try:
         download_model(entry, settings.model_dir, on_progress=on_progress, should_cancel=should_cancel,
                        limits=download_limits(settings))
     except DownloadCancelled:
-        store.cancel_if_queued(job_id)
+        store.finish_job(job_id, worker_id, "cancelled", error=None)  # False (nothing changed) if it was handed on
         return False
     except Exception as exc:
         discard_download(settings.model_dir, name)
         reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         return _fail_job(store, job_id, worker_id, f"could not fetch model {name!r} onto {where}: {reason}")
-    job = store.get_job(job_id)
-    if not job.finished and (job.error or "").startswith(FETCHING_NOTE):
-        store.update_job(job_id, error=None)
+    store.update_job(job_id, heartbeat_at=time.time())
     log.info("job %s: model %s fetched into %s", job_id, name, settings.model_dir)
     return True
 
@@ -332,9 +355,7 @@ def _catalogue_entry(record):
 
 
 def _fail_job(store, job_id: int, worker_id: str, message: str) -> bool:
-    # Claimed first, so a job cancelled meanwhile keeps its cancel (claim_job refuses it) and the end goes through
-    # the same lease as a run's.
-    if store.claim_job(job_id, worker_id):
-        store.finish_job(job_id, worker_id, "failed", error=message)
-    log.warning("job %s failed before tracking: %s", job_id, message)
+    # Through the lease: nothing changes if the job was handed to another worker meanwhile.
+    if store.finish_job(job_id, worker_id, "failed", error=message):
+        log.warning("job %s failed before tracking: %s", job_id, message)
     return False

@@ -32,7 +32,7 @@ def track(job_id: int) -> str:
     job = store.get_job(int(job_id))
     worker = identity_for(job.queue)
     # A consumer on another machine may not hold the job's model yet: it fetches it first (queues.catalogue).
-    if not fetch_model_for_job(settings, store, job.job_id, worker.worker_id):
+    if not fetch_model_for_job(settings, store, job.job_id, worker):
         return store.get_job(job.job_id).status
     return run_tracking_job(settings, job.job_id, worker)
 

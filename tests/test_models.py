@@ -725,6 +725,7 @@ def test_consumer_with_an_empty_model_folder_fetches_the_model_for_its_job(model
         done = run("testmodel")
         assert done.status == "done", done.error
         assert done.error is None and done.frames_done == 4  # the "fetching model" note is gone once it runs
+        assert done.resumed_count == 0  # claimed for the fetch, then by the runner: one start, not a resume
         assert model_status(model_dir, "testmodel")["sha256"] == digest
         assert [f.frame_idx for f in store.get_features(tracks[0])] == [0, 1, 2, 3]
         assert "fetching it from" in harness.logs()
@@ -753,6 +754,7 @@ def test_catalogue_rows_are_checked_before_a_consumer_fetches(tmp_path) -> None:
     the job a message, never a fetch."""
     from queues.catalogue import fetch_model_for_job
     from queues.config import get_store
+    from queues.worker import WorkerIdentity
     from sam2_tracking.settings import Settings
     from sam2_tracking.types import JobSpec
 
@@ -767,7 +769,53 @@ def test_catalogue_rows_are_checked_before_a_consumer_fetches(tmp_path) -> None:
         spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(track_id,), start_frame_idx=0,
                        model_name=name, queue="cpu", num_frames=4, batch_size=10, notify_percent=50)
         job = store.create_job(spec, frames_total=4)
-        assert fetch_model_for_job(settings, store, job.job_id, "w1") is False
+        assert fetch_model_for_job(settings, store, job.job_id, WorkerIdentity("w1", "cpu", "h", 1, "cpu")) is False
         failed = store.get_job(job.job_id)
         assert failed.status == "failed" and message in failed.error, failed.error
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_a_cancel_stops_a_consumers_model_fetch_for_its_job(file_server, test_model_dir, tmp_path) -> None:
+    """The person cancels while the consumer fetches the model for the job: the job shows running with a "fetching
+    model" message, the fetch stops at its next chunk, the job ends cancelled (not failed), no model is installed,
+    and the partial file stays for the next job to resume."""
+    import threading
+
+    from queues.catalogue import FETCHING_NOTE, fetch_model_for_job
+    from queues.config import get_store
+    from queues.worker import WorkerIdentity
+    from sam2_tracking.settings import Settings
+    from sam2_tracking.store import CreateTrack, UpsertKeyframe
+    from sam2_tracking.types import Box, JobSpec
+    from tests.support.queue_harness import wait_for
+
+    for name in ("config.yaml", "checkpoint.pt"):
+        shutil.copy(test_model_dir / name, file_server.root / name)
+    file_server.stall_responses("/checkpoint.pt", 2_000_000)  # every request stops after 2 MB: the fetch is slow
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models", queue_names=("cpu",),
+                        embedded_consumers=(), download_read_timeout_seconds=1)
+    store = get_store(settings)
+    checkpoint = test_model_dir / "checkpoint.pt"
+    store.upsert_model("testmodel", file_server.url + "/config.yaml", file_server.url + "/checkpoint.pt",
+                       is_default=False, status="ready", size=checkpoint.stat().st_size, sha256=sha256_of(checkpoint))
+    dataset = store.add_dataset("clip", "/v/clip.mp4", "video", 10, 25.0, 64, 48)
+    store.save_edits(dataset.dataset_id, 0, [CreateTrack(label="x", placeholder_id=-1),
+                                              UpsertKeyframe(track_id=-1, frame_idx=0, box=Box(1, 1, 9, 9))])
+    track_id = store.list_tracks(dataset.dataset_id)[0].track_id
+    job = store.create_job(JobSpec(dataset_id=dataset.dataset_id, track_ids=(track_id,), start_frame_idx=0,
+                                   model_name="testmodel", queue="cpu", num_frames=4, batch_size=10,
+                                   notify_percent=50), frames_total=4)
+    worker = WorkerIdentity("w1", "cpu", "h", 1, "cpu")
+    result = []
+    fetching = threading.Thread(target=lambda: result.append(fetch_model_for_job(settings, store, job.job_id, worker)))
+    fetching.start()
+    seen = wait_for(lambda: (j := store.get_job(job.job_id)).status == "running" and (j.error or "").startswith(
+        FETCHING_NOTE) and j, 30, "the job to show that its model is being fetched")
+    assert seen.worker == "w1" and "testmodel" in seen.error
+    store.request_cancel(job.job_id)  # what cancel_job does to a running job
+    fetching.join(timeout=60)
+    assert result == [False]
+    ended = store.get_job(job.job_id)
+    assert ended.status == "cancelled" and ended.error is None
+    assert model_status(settings.model_dir, "testmodel") is None
+    assert models.partial_checkpoint(settings.model_dir, "testmodel").is_file()
