@@ -167,6 +167,8 @@ def test_two_tracks_in_one_job_followed_across_a_reload_cancelled_corrected_retr
     assert sorted(job.spec.track_ids) == sorted(track_ids) and job.spec.start_frame_idx == 10
     page.locator('#job-bar progress:not([value="0.0000"])').wait_for(timeout=120_000)
     page.locator("#job-preview img").wait_for(timeout=240_000)
+    # The preview came when 10 % was tracked; the cancel below keeps what was committed, so let a batch commit.
+    wait_for(lambda: store.get_job(job.job_id).frames_done >= 10, 240, "the job's first batch to commit")
     assert not store.get_job(job.job_id).finished
     screenshot(page, "tracking.png")
 
@@ -207,6 +209,70 @@ def test_two_tracks_in_one_job_followed_across_a_reload_cancelled_corrected_retr
     page.locator("#undo-button").click()
     page.locator("#annotate-status").get_by_text(f"Job {retrack.job_id} undone").wait_for(timeout=30_000)
     assert [f.job_id for f in store.get_features(track_ids[0], fixed + 1, fixed + 3)] == [job.job_id] * 2
+    page.close()
+
+
+def drag_video(page, start: tuple[float, float], end: tuple[float, float], width: int, height: int) -> None:
+    """Drag on the viewer's canvas between two points given in video pixels."""
+    canvas = page.locator("#frame-viewer canvas.sv-frame")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+
+    def screen(x: float, y: float) -> tuple[float, float]:
+        return box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height
+
+    page.mouse.move(*screen(*start))
+    page.mouse.down()
+    page.mouse.move(*screen(*end), steps=6)
+    page.mouse.up()
+
+
+def saved_and_shown(page) -> None:
+    """The viewer took the saved state back: no unsaved seed, and this frame's saved annotations loaded again."""
+    page.wait_for_function("() => { const s = window.sam2Viewer.state();"
+                           " return s.overlays && Object.keys(s.pending).length === 0; }", timeout=30_000)
+
+
+def test_a_saved_box_is_resized_by_a_corner_and_moved_by_its_body(browser, app):
+    server, store, _settings = app
+    dataset = next(d for d in store.list_datasets() if d.name == "sample_shapes.mp4")
+    track_id = store.list_tracks(dataset.dataset_id)[1].track_id  # frame 0 of this one is no other test's
+    [saved] = store.get_features(track_id, 0, 1)
+    assert saved.keyframe and saved.box is not None
+    b = saved.box
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto(server.url)
+    painted(page, 0)
+    live_preview_off(page)
+    activate_track(page, track_id)
+    saved_and_shown(page)
+
+    def stored_box() -> list[float]:
+        box = store.get_features(track_id, 0, 1)[0].box
+        return [box.x1, box.y1, box.x2, box.y2]
+
+    def close_to(expected: list[float]) -> bool:
+        return all(abs(a - e) <= 1.5 for a, e in zip(stored_box(), expected, strict=True))
+
+    # The saved box's bottom-right handle, dragged 30 px right and 20 px down (video pixels): only it moves.
+    drag_video(page, (b.x2, b.y2), (b.x2 + 30, b.y2 + 20), dataset.width, dataset.height)
+    page.locator("#frame-viewer .sv-info").get_by_text("1 unsaved seed(s)").wait_for()
+    assert stored_box() == [b.x1, b.y1, b.x2, b.y2]  # an unsaved edit until Save
+    page.keyboard.press("s")
+    resized = [b.x1, b.y1, b.x2 + 30, b.y2 + 20]
+    wait_for(lambda: close_to(resized), 30, f"the resized box {resized} (stored: {stored_box()})")
+    [feature] = store.get_features(track_id, 0, 1)
+    assert feature.keyframe and feature.clicks == saved.clicks  # the keyframe kept its clicks
+
+    # Dragged from inside, the saved box moves whole: 20 px left, 10 px down.
+    saved_and_shown(page)
+    x1, y1, x2, y2 = stored_box()
+    centre = ((x1 + x2) / 2, (y1 + y2) / 2)
+    drag_video(page, centre, (centre[0] - 20, centre[1] + 10), dataset.width, dataset.height)
+    page.locator("#frame-viewer .sv-info").get_by_text("1 unsaved seed(s)").wait_for()
+    page.locator("#save-button").click()
+    moved = [x1 - 20, y1 + 10, x2 - 20, y2 + 10]
+    wait_for(lambda: close_to(moved), 30, f"the moved box {moved} (stored: {stored_box()})")
     page.close()
 
 

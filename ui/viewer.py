@@ -33,7 +33,8 @@ TEMPLATE = """
   </div>
   <canvas class="sv-timeline" height="20"></canvas>
   <div class="sv-absent"></div>
-  <div class="sv-help">Drag: box. Click: + point, shift-click: - point. Left/right: frame (shift: 10).
+  <div class="sv-help">Drag: box (the selected track's box, saved or not: drag a corner to resize, inside to
+    move). Click: + point, shift-click: - point. Left/right: frame (shift: 10).
     Space: play. S: save. T: track. N: next track.</div>
   <div class="sv-tracks"></div>
 </div>

@@ -548,7 +548,7 @@
           return;
         }
       }
-      // Inside the box: a drag moves it, a click (no drag) is still a + or - point.
+      // Inside the box: a drag moves it; a click (no drag) is still a + or - point, as on a handle.
       if (x >= box[0] && x <= box[2] && y >= box[1] && y <= box[3]) {
         S.drag = Object.assign(start, { mode: "move", box: box.slice() });
         return;
@@ -561,8 +561,8 @@
     const [x, y] = toVideo(e);
     S.drag.x1 = x; S.drag.y1 = y;
     const scale = canvas.width / canvas.getBoundingClientRect().width;
-    // A handle follows from the first pixel; a new box or a move needs a few, so a click stays a click.
-    const slack = S.drag.mode === "resize" ? 0.5 : 6 * scale;
+    // Until the mouse travels a few pixels a press is a click (a + or - point, also on a handle or inside a box).
+    const slack = (S.drag.mode === "resize" ? 3 : 6) * scale;
     if (Math.abs(x - S.drag.x0) + Math.abs(y - S.drag.y0) > slack) S.drag.moved = true;
     schedulePaint();
   });
@@ -583,8 +583,6 @@
       seed.box = b;
       writeBack();
       emit("box", { frame: d.frame, track_id: S.active, box: b });
-    } else if (d.mode === "resize") {
-      schedulePaint(); return;  // a press on a handle without a drag changes nothing
     } else {
       const click = [Math.round(d.x0 * 10) / 10, Math.round(d.y0 * 10) / 10, !d.shift];
       seedOf(d.frame, S.active, true).clicks.push(click);
