@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     # sam2 1.1.0 warns on every video state that its optional CUDA extension is missing: harmless (DESIGN.md 3).
     warnings.filterwarnings("ignore", message="cannot import name '_C'", category=UserWarning)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One INFO line per request when a job fetches its model (as app.py does): noise in a service log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     if args.queue not in settings.queue_names:
         parser.error(f"unknown queue {args.queue!r}; SAM2T_QUEUES lists {', '.join(settings.queue_names)}")

@@ -72,6 +72,10 @@ def test_job_completes_with_expected_notifications(harness):
     assert [f.frame_idx for f in features] == list(range(20))
     assert features[0].keyframe and features[0].box is not None  # the seed keeps its box and gains a mask
     assert all(f.job_id == job.job_id for f in features)
+    # A standalone consumer's log is quiet: no sam2 missing-extension warning, no tqdm bars, no request lines.
+    output = "\n".join(p.read_text() for p in harness.tmp_path.glob("consumer-*.log"))
+    noise = [line for line in output.splitlines() if "_C" in line or "it/s]" in line or "HTTP Request" in line]
+    assert not noise, noise
 
 
 def test_notifications_include_the_final_frame(harness):
