@@ -257,8 +257,11 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
 
     job = store.get_job(job_id)
     name = job.spec.model_name
-    if job.finished or model_status(settings.model_dir, name) is not None:
-        return True  # nothing to fetch (a finished job is the runner's to skip)
+    if job.finished:
+        return True  # the runner's to skip
+    manifest = model_status(settings.model_dir, name)
+    if manifest is not None and _same_as_catalogue(store, name, manifest):
+        return True
     if job.cancel_requested and store.cancel_if_queued(job_id):
         return False
     if not store.claim_job(job_id, worker.worker_id, stale_after_s=STALE_AFTER_S):
@@ -267,7 +270,7 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     claimed = store.get_job(job_id)
     worker.current_job_id = job_id
     try:
-        if not _fetch_claimed(settings, store, claimed, worker.worker_id):
+        if not _fetch_claimed(settings, store, claimed, worker.worker_id, replace=manifest is not None):
             return False
     finally:
         worker.current_job_id = None
@@ -280,7 +283,21 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     return True
 
 
-def _fetch_claimed(settings: Settings, store, job, worker_id: str) -> bool:
+def _same_as_catalogue(store, name: str, manifest: dict) -> bool:
+    """Whether the verified copy here is the one the catalogue lists (an admin's re-download may have replaced it
+    since: every consumer must run the same weights). A catalogue without a hash, or without the model, leaves the
+    copy here to the runner."""
+    from sam2_tracking.store import NotFound
+
+    try:
+        expected = store.get_model(name).sha256
+    except NotFound:
+        return True
+    return not expected or manifest.get("sha256") == expected.lower()
+
+
+def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool = False) -> bool:
+    """Fetch the job's model (replace: a different version is here; it stays in use until the new one is verified)."""
     from sam2_tracking.model_files import discard_download
     from sam2_tracking.models import DownloadCancelled, ModelError, download_model
     from sam2_tracking.store import NotFound
@@ -306,6 +323,8 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str) -> bool:
         now = time.monotonic()
         if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
             last_write[0] = now
+            if store.job_lease(job_id, worker_id) != "ok":
+                return  # never overwrite the reason someone gave for a cancel
             of_total = f" of {total / 1e6:.0f}" if total else ""
             store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB",
                              heartbeat_at=time.time())
@@ -322,10 +341,12 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str) -> bool:
     log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,
              entry.checkpoint_url)
     try:
-        download_model(entry, settings.model_dir, on_progress=on_progress, should_cancel=should_cancel,
-                       limits=download_limits(settings))
+        download_model(entry, settings.model_dir, force=replace, on_progress=on_progress,
+                       should_cancel=should_cancel, limits=download_limits(settings))
     except DownloadCancelled:
-        store.finish_job(job_id, worker_id, "cancelled", error=None)  # False (nothing changed) if it was handed on
+        # The fetch's note goes, a reason given with the cancel stays; nothing changes if the job was handed on.
+        note = store.get_job(job_id).error or ""
+        store.finish_job(job_id, worker_id, "cancelled", **({"error": None} if note.startswith(FETCHING_NOTE) else {}))
         return False
     except Exception as exc:
         discard_download(settings.model_dir, name)

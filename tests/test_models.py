@@ -819,3 +819,40 @@ def test_a_cancel_stops_a_consumers_model_fetch_for_its_job(file_server, test_mo
     assert ended.status == "cancelled" and ended.error is None
     assert model_status(settings.model_dir, "testmodel") is None
     assert models.partial_checkpoint(settings.model_dir, "testmodel").is_file()
+
+
+def test_a_copy_that_differs_from_the_catalogue_is_replaced_before_the_job(model_server, test_model_dir, tmp_path):
+    """An admin re-downloaded a model (new hash in the catalogue): a consumer holding the old version fetches the
+    catalogue's before tracking; when the URL serves something else, the job fails saying so and the old version
+    stays installed."""
+    from queues.catalogue import fetch_model_for_job
+    from queues.config import get_store
+    from queues.worker import WorkerIdentity
+    from sam2_tracking.settings import Settings
+    from sam2_tracking.store import CreateTrack, UpsertKeyframe
+    from sam2_tracking.types import Box, JobSpec
+
+    settings = Settings(data_dir=tmp_path / "data", model_dir=tmp_path / "models", queue_names=("cpu",),
+                        embedded_consumers=())
+    store = get_store(settings)
+    download_model(served_entry(model_server, name="testmodel"), settings.model_dir)
+    old = model_status(settings.model_dir, "testmodel")
+    store.upsert_model("testmodel", model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt",
+                       is_default=False, status="ready", size=old["size"], sha256="f" * 64)
+    dataset = store.add_dataset("clip", "/v/clip.mp4", "video", 10, 25.0, 64, 48)
+    store.save_edits(dataset.dataset_id, 0, [CreateTrack(label="x", placeholder_id=-1),
+                                              UpsertKeyframe(track_id=-1, frame_idx=0, box=Box(1, 1, 9, 9))])
+    spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(store.list_tracks(dataset.dataset_id)[0].track_id,),
+                   start_frame_idx=0, model_name="testmodel", queue="cpu", num_frames=4, batch_size=10,
+                   notify_percent=50)
+    job = store.create_job(spec, frames_total=4)
+    assert fetch_model_for_job(settings, store, job.job_id, WorkerIdentity("w1", "cpu", "h", 1, "cpu")) is False
+    failed = store.get_job(job.job_id)
+    assert failed.status == "failed" and "SHA-256" in failed.error and "f" * 64 in failed.error
+    assert model_status(settings.model_dir, "testmodel") == old  # the verified old version stays in place
+
+    store.update_model("testmodel", sha256=old["sha256"])  # the catalogue lists what is here: nothing to fetch
+    again = store.create_job(spec, frames_total=4)
+    seen = len(model_server.requests_seen)
+    assert fetch_model_for_job(settings, store, again.job_id, WorkerIdentity("w1", "cpu", "h", 1, "cpu")) is True
+    assert len(model_server.requests_seen) == seen and store.get_job(again.job_id).status == "queued"
