@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def track(job_id: int) -> str:
-    from queues.catalogue import fetch_model_for_job
+    from queues.job_model import fetch_model_for_job
 
     settings = served_settings()
     store = get_store(settings)

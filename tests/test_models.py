@@ -752,8 +752,8 @@ def test_worker_models_cell() -> None:
 def test_catalogue_rows_are_checked_before_a_consumer_fetches(tmp_path) -> None:
     """The shared database is input to a consumer: a row with a local file as its config or an uploaded model gives
     the job a message, never a fetch."""
-    from queues.catalogue import fetch_model_for_job
     from queues.config import get_store
+    from queues.job_model import fetch_model_for_job
     from queues.worker import WorkerIdentity
     from sam2_tracking.settings import Settings
     from sam2_tracking.types import JobSpec
@@ -781,8 +781,8 @@ def test_a_cancel_stops_a_consumers_model_fetch_for_its_job(file_server, test_mo
     and the partial file stays for the next job to resume."""
     import threading
 
-    from queues.catalogue import FETCHING_NOTE, fetch_model_for_job
     from queues.config import get_store
+    from queues.job_model import FETCHING_NOTE, fetch_model_for_job
     from queues.worker import WorkerIdentity
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
@@ -825,8 +825,8 @@ def test_a_copy_that_differs_from_the_catalogue_is_replaced_before_the_job(model
     """An admin re-downloaded a model (new hash in the catalogue): a consumer holding the old version fetches the
     catalogue's before tracking; when the URL serves something else, the job fails saying so and the old version
     stays installed."""
-    from queues.catalogue import fetch_model_for_job
     from queues.config import get_store
+    from queues.job_model import fetch_model_for_job
     from queues.worker import WorkerIdentity
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
