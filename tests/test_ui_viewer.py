@@ -83,3 +83,28 @@ def test_ticked_tracks_go_into_one_job_and_stale_values_are_refused(handlers):
     with pytest.raises(gr.Error, match="Save your edits first"):
         h.start_tracking(value, "m", "cpu", 5, "forward", "10", 5, owner="ann")
     assert len(store.list_jobs()) == 1
+
+
+def test_the_job_panel_counts_frames_tracked_before_their_batch_commits(handlers):
+    """A notification comes as soon as its frame is tracked (queues.runner): the panel's bar and text follow it while
+    the committed count is still 0, also for a job in both directions (where the current frame says nothing)."""
+    from queues.jobs_api import Caller
+    from sam2_tracking.store import JobNotification
+
+    h, store, dataset = handlers
+    store.set_setting("sam2_enabled", True)
+    store.set_setting("tracking_enabled", True)
+    store.upsert_model("m", "configs/sam2.1/sam2.1_hiera_t.yaml", "http://127.0.0.1:9/m.pt", is_default=False,
+                       status="ready")
+    value = h.open_dataset(vw.empty_value(), dataset.dataset_id)  # frame 0, where the sample's seeds are
+    _value, job_id, _message = h.start_tracking(value, "m", "cpu", 15, "both", "100", 10, owner="ann")
+    job = store.get_job(job_id)
+    assert job.frames_total == 15 and store.claim_job(job_id, "host:1:cpu:0")
+    store.update_job(job_id, notification=JobNotification(frame_idx=5, frames_done=6, percent=40.0,
+                                                          preview_jpeg=None, frames_total=15))
+    caller = Caller("ann", False)
+    view = h.job_view(caller, job_id)
+    assert view["done"] == 0 and abs(view["fraction"] - 6 / 15) < 1e-9  # done: committed, for the viewer's reload
+    assert "0/15 frames" in view["text"] and "Tracked 6/15" in view["text"]
+    store.update_job(job_id, status="done", frames_done=15)
+    assert "Tracked" not in h.job_view(caller, job_id)["text"]
