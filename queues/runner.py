@@ -269,6 +269,10 @@ class _JobRun:
         from sam2_tracking.store import JobNotification
 
         position = self.notify_positions[frame_idx]
+        # Written outside a batch commit (which checks the lease itself): a worker that lost the job stops here
+        # instead of counting a notification on the new holder's run.
+        if self.store.job_lease(self.job.job_id, self.worker.worker_id) == "lost":
+            raise LeaseLost(f"job {self.job.job_id} is no longer held by {self.worker.worker_id}")
         self.notified.add(frame_idx)
         self.store.update_job(self.job.job_id, notification=JobNotification(
             frame_idx=frame_idx,
