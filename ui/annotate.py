@@ -21,7 +21,6 @@ from ui import viewer as vw
 from ui.admin import admin_state
 from ui.auth import is_admin
 from ui.errors import user_error
-from ui.frames import FrameCache
 from ui.views import format_eta, job_summary
 
 
@@ -47,7 +46,6 @@ class AnnotateHandlers:
     def __init__(self, settings: Settings, store) -> None:
         self.settings = settings
         self.store = store
-        self.frames = FrameCache()
         self._deleted: dict[str, tuple] = {}
 
     # ---- reading ------------------------------------------------------------------------------------------------
