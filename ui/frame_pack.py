@@ -118,14 +118,16 @@ class FramePacks:
     def get(self, dataset_id: int, path: str, frame_idx: int) -> bytes | None:
         """The JPEG of a packed frame, or None (not packed yet). Also tells the packer where the person works."""
         key = video_key(dataset_id, path)
-        self.want(key, path, frame_idx)
         chunk = self.root / key / f"{frame_idx // CHUNK_FRAMES:06d}.jpgs"
         try:
-            return read_chunk_frame(chunk, frame_idx % CHUNK_FRAMES)
+            data = read_chunk_frame(chunk, frame_idx % CHUNK_FRAMES)
         except (OSError, ValueError) as exc:
             log.warning("viewer frame cache: %s; packing it again", exc)
             self._remove(chunk)
-            return None
+            data = None
+        # After a bad chunk is removed, so the packer, woken here, sees it missing and packs it again.
+        self.want(key, path, frame_idx)
+        return data
 
     def want(self, key: str, path: str, frame_idx: int) -> None:
         if self.budget_bytes <= 0:
