@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 
 from queues.catalogue import CANCEL_CHECK_INTERVAL_S, PROGRESS_WRITE_INTERVAL_S, UPLOADED, download_limits
@@ -19,6 +20,11 @@ from sam2_tracking.settings import Settings
 log = logging.getLogger(__name__)
 
 FETCHING_NOTE = "fetching model"  # how a job's message starts while its consumer fetches the model
+
+# Seed previews: fetches started for a preview, one per (model folder, model) at a time, and how the last one failed.
+_preview_fetches: dict[tuple[str, str], threading.Thread] = {}
+_preview_fetch_errors: dict[tuple[str, str], str] = {}
+_preview_fetch_lock = threading.Lock()
 
 
 def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
@@ -160,3 +166,52 @@ def _fail_job(store, job_id: int, worker_id: str, message: str) -> bool:
     if store.finish_job(job_id, worker_id, "failed", error=message):
         log.warning("job %s failed before tracking: %s", job_id, message)
     return False
+
+
+def model_here_or_fetching(settings: Settings, store, name: str) -> str | None:
+    """For a seed preview (which must answer in seconds, so it never waits for a download): None when this
+    consumer's model folder holds the catalogue's version of `name`; otherwise a message for the page, after
+    starting, once, a background fetch of it with the same verified download a job uses. The next preview after the
+    fetch finishes runs; one that failed says why once, and the preview after that tries again."""
+    from sam2_tracking.models import ModelError, model_status
+    from sam2_tracking.store import NotFound
+
+    manifest = model_status(settings.model_dir, name)
+    if manifest is not None and _same_as_catalogue(store, name, manifest):
+        return None
+    key, host = (str(settings.model_dir), name), socket.gethostname()
+    with _preview_fetch_lock:
+        error = _preview_fetch_errors.pop(key, None)
+        if error is not None:
+            return f"could not fetch model {name!r} onto this consumer ({host}) for previews: {error}"
+        running = _preview_fetches.get(key)
+        if running is None or not running.is_alive():
+            try:
+                entry = _catalogue_entry(store.get_model(name))
+            except NotFound:
+                return f"model {name!r} is no longer in the catalogue: ask an admin to add and download it"
+            except ModelError as exc:
+                return f"model {name!r} is not on this consumer ({host}), and {exc}"
+            running = threading.Thread(target=_fetch_for_previews, args=(settings, entry, key, manifest is not None),
+                                       name=f"model-fetch-{name}", daemon=True)
+            _preview_fetches[key] = running
+            running.start()
+    return (f"model {name!r} is being fetched onto this consumer ({host}), the first time it is used here: "
+            "try the preview again in a minute")
+
+
+def _fetch_for_previews(settings: Settings, entry, key: tuple[str, str], replace: bool) -> None:
+    from sam2_tracking.model_files import discard_download
+    from sam2_tracking.models import ModelError, download_model
+
+    log.info("model %s is not in %s; fetching it for previews from %s", entry.name, settings.model_dir,
+             entry.checkpoint_url)
+    try:
+        download_model(entry, settings.model_dir, force=replace, limits=download_limits(settings))
+        log.info("model %s fetched into %s", entry.name, settings.model_dir)
+    except Exception as exc:  # reported to the next preview request; the thread must not take the consumer down
+        discard_download(settings.model_dir, entry.name)
+        reason = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
+        log.warning("could not fetch model %s for previews: %s", entry.name, reason)
+        with _preview_fetch_lock:
+            _preview_fetch_errors[key] = reason

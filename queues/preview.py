@@ -238,6 +238,7 @@ _consumers: list[Consumer] = []
 
 def serve_preview(payload: dict) -> dict:
     """The preview task, run by a consumer's preview thread: {"error": message} or the answer for the page."""
+    from queues.job_model import model_here_or_fetching
     from queues.seeds import seed_from_json
     from queues.worker import identity_for, model_device, served_settings
     from sam2_tracking.masks import mask_to_rle
@@ -264,6 +265,10 @@ def serve_preview(payload: dict) -> dict:
         frames = worker.video(video_path)
         if (frames.frame_count, frames.width, frames.height) != (dataset.frame_count, dataset.width, dataset.height):
             return {"error": f"the video file {dataset.path} changed since it was added: add it again"}
+        # A consumer on another machine may not hold the model yet: it fetches it in the background and says so.
+        fetching = model_here_or_fetching(settings, store, model_name)
+        if fetching is not None:
+            return {"error": fetching}
         predictor = load_predictor(settings.model_dir / model_name,
                                    device=model_device(identity_for(queue).device))
         preview = worker.engine.preview(

@@ -120,6 +120,32 @@ def test_a_preview_is_answered_while_a_long_job_runs_on_the_same_queue(harness):
     assert job.status == "running" and job.frames_done < job.frames_total, "the preview waited for the job"
 
 
+def test_a_consumer_without_the_model_fetches_it_for_previews_and_says_so(tmp_path, model_server, test_model_dir):
+    """A consumer on another machine (its own empty model folder): the first preview starts a background fetch of
+    the ready model from the catalogue's URL and says so at once; once fetched, previews run."""
+    import hashlib
+
+    from sam2_tracking.models import model_status
+
+    checkpoint = test_model_dir / "checkpoint.pt"
+    digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    h = QueueHarness(tmp_path, tmp_path / "consumer-models", queues=("cpu",))
+    try:
+        h.store.upsert_model(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt",
+                             is_default=False, status="ready", size=checkpoint.stat().st_size, sha256=digest)
+        dataset, tracks = h.add_sample()
+        h.start_consumer("cpu")
+        with pytest.raises(PreviewError, match="being fetched onto this consumer"):
+            ask(h, dataset, tracks[0], box=BOX)
+        wait_for(lambda: model_status(h.settings.model_dir, TEST_MODEL_NAME), 120, f"the fetch ({h.logs()})", 0.2)
+        assert model_status(h.settings.model_dir, TEST_MODEL_NAME)["sha256"] == digest
+        answer = ask(h, dataset, tracks[0], box=BOX)
+        assert answer.mask.shape == (dataset.height, dataset.width)
+    finally:
+        h.close()
+        _forget()
+
+
 def test_bad_requests_get_a_message_and_change_nothing(harness):
     h = harness
     dataset, tracks = h.add_sample()
