@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,8 +27,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 
 SEEK_JS = """async (f) => new Promise((resolve) => {
   const viewer = window.sam2Viewer, t0 = performance.now();
@@ -89,13 +86,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="arrow-key steps to time")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
     from queues.runner import get_store
     from sam2_tracking.library import add_video
     from sam2_tracking.settings import Settings
     from tests.support.app_server import AppServer
-    from ui.frame_pack import FramePacks
+    from tests.support.browser import chromium_browser
+    from ui.frame_pack import packed_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -111,8 +107,7 @@ def main() -> int:
         setup_s = time.perf_counter() - started
         server = AppServer(data_dir, tmp / "models", SAM2T_EMBED_CONSUMERS="none", SAM2T_SAMPLE_VIDEO="0")
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            with chromium_browser() as browser:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 opened = time.perf_counter()
                 page.goto(server.url)
@@ -121,9 +116,8 @@ def main() -> int:
                 rng = random.Random(0)
                 frames = [rng.randrange(dataset.frame_count) for _ in range(args.random)]
                 cold_ms = [page.evaluate(SEEK_JS, f) for f in frames]
-                packs = FramePacks(data_dir / "viewer-frames", budget_bytes=0)  # only counts what the app packed
                 deadline = time.monotonic() + 600
-                while packs.packed_frames(dataset.dataset_id, dataset.path) < dataset.frame_count:
+                while packed_frames(data_dir / "viewer-frames", dataset.dataset_id, dataset.path) < dataset.frame_count:
                     if time.monotonic() > deadline:
                         raise SystemExit("the app did not pack the video's frames within 10 minutes")
                     time.sleep(0.2)
@@ -138,7 +132,6 @@ def main() -> int:
                     page.keyboard.press("ArrowRight")
                     page.wait_for_function("window.__stepMs !== null", timeout=30_000)
                     step_ms.append(page.evaluate("window.__stepMs"))
-                browser.close()
         finally:
             server.stop()
     print(json.dumps({

@@ -208,7 +208,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from tests.support.app_server import AppServer
-    from tests.support.queue_harness import wait_for
+    from tests.support.queue_harness import stop_processes, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="sam2-load-"))
     consumers: list[subprocess.Popen] = []
@@ -268,13 +268,7 @@ def main() -> int:
     finally:
         if app is not None:
             app.stop()
-        for process in consumers:
-            process.terminate()
-        for process in consumers:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(consumers, timeout=30)
         shutil.rmtree(work, ignore_errors=True)
 
 

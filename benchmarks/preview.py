@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -27,8 +26,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 MODEL_NAME = "testmodel"
 
 SEEK_JS = """async (f) => new Promise((resolve) => {
@@ -50,16 +47,10 @@ def summary(values: list[float]) -> dict:
 
 
 def click_and_wait(page, fx: float, fy: float, negative: bool = False) -> dict:
-    """Click on the viewer's canvas at a fraction of its size; wait for the preview's answer to that click."""
-    before = page.evaluate("window.sam2Preview.answers.length")
-    box = page.locator("#frame-viewer canvas.sv-frame").bounding_box()
-    if negative:
-        page.keyboard.down("Shift")
-    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
-    if negative:
-        page.keyboard.up("Shift")
-    page.wait_for_function(f"window.sam2Preview.answers.length > {before}", timeout=120_000)
-    answer = page.evaluate("window.sam2Preview.answers[window.sam2Preview.answers.length - 1]")
+    """A click on the viewer's canvas and the preview's answer to it; an answer with an error stops the run."""
+    from tests.support.browser import preview_click
+
+    answer = preview_click(page, fx, fy, negative)
     if answer.get("error"):
         raise RuntimeError(f"the preview answered with an error: {answer['error']}")
     return answer
@@ -72,13 +63,12 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=256, help="test model image size")
     args = parser.parse_args()
 
-    from playwright.sync_api import sync_playwright
-
     from queues.runner import get_store
     from sam2_tracking.models import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
     from tests.conftest import cached_test_model
     from tests.support.app_server import AppServer
+    from tests.support.browser import chromium_browser
     from tests.support.loopback_server import LoopbackServer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,8 +92,7 @@ def main() -> int:
         next_server_ms: list[float] = []  # the app's wait: queue + consumer + answer
         encoded_on_next = 0
         try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+            with chromium_browser() as browser:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.goto(server.url)
                 page.locator('#frame-viewer .sv-root[data-painted-frame="0"]').wait_for(timeout=60_000)
@@ -124,7 +113,6 @@ def main() -> int:
                         next_ms.append(answer["ms"])
                         next_worker_ms.append(answer["compute_ms"])
                         next_server_ms.append(answer["wait_ms"])
-                browser.close()
         finally:
             server.stop()
     print(json.dumps({

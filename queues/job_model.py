@@ -76,10 +76,14 @@ def _same_as_catalogue(store, name: str, manifest: dict) -> bool:
     from sam2_tracking.store import NotFound
 
     try:
-        expected = store.get_model(name).sha256
+        record = store.get_model(name)
     except NotFound:
         return True
-    return not expected or manifest.get("sha256") == expected.lower()
+    return _matches_catalogue(record, manifest)
+
+
+def _matches_catalogue(record, manifest: dict) -> bool:
+    return not record.sha256 or manifest.get("sha256") == record.sha256.lower()
 
 
 def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool = False) -> bool:
@@ -168,16 +172,17 @@ def _fail_job(store, job_id: int, worker_id: str, message: str) -> bool:
     return False
 
 
-def model_here_or_fetching(settings: Settings, store, name: str) -> str | None:
+def model_here_or_fetching(settings: Settings, record) -> str | None:
     """For a seed preview (which must answer in seconds, so it never waits for a download): None when this
-    consumer's model folder holds the catalogue's version of `name`; otherwise a message for the page, after
+    consumer's model folder holds the catalogue's version of the model (record: its catalogue row, read once by the
+    caller); otherwise a message for the page, after
     starting, once, a background fetch of it with the same verified download a job uses. The next preview after the
     fetch finishes runs; one that failed says why once, and the preview after that tries again."""
     from sam2_tracking.models import ModelError, model_status
-    from sam2_tracking.store import NotFound
 
+    name = record.name
     manifest = model_status(settings.model_dir, name)
-    if manifest is not None and _same_as_catalogue(store, name, manifest):
+    if manifest is not None and _matches_catalogue(record, manifest):
         return None
     key, host = (str(settings.model_dir), name), socket.gethostname()
     with _preview_fetch_lock:
@@ -187,9 +192,7 @@ def model_here_or_fetching(settings: Settings, store, name: str) -> str | None:
         running = _preview_fetches.get(key)
         if running is None or not running.is_alive():
             try:
-                entry = _catalogue_entry(store.get_model(name))
-            except NotFound:
-                return f"model {name!r} is no longer in the catalogue: ask an admin to add and download it"
+                entry = _catalogue_entry(record)
             except ModelError as exc:
                 return f"model {name!r} is not on this consumer ({host}), and {exc}"
             running = threading.Thread(target=_fetch_for_previews, args=(settings, entry, key, manifest is not None),

@@ -253,7 +253,8 @@ def serve_preview(payload: dict) -> dict:
     try:
         dataset = store.get_dataset(int(payload["dataset_id"]))
         model_name = str(payload["model_name"])
-        if store.get_model(model_name).status != "ready":  # a catalogue name, never a path from the queue
+        model = store.get_model(model_name)  # a catalogue name, never a path from the queue
+        if model.status != "ready":
             return {"error": f"model {model_name!r} is not ready on this server; ask an admin"}
         seed = seed_from_json(payload["seed"])
         # The queue is shared with other clients: check the prompt here too, before any work.
@@ -266,7 +267,7 @@ def serve_preview(payload: dict) -> dict:
         if (frames.frame_count, frames.width, frames.height) != (dataset.frame_count, dataset.width, dataset.height):
             return {"error": f"the video file {dataset.path} changed since it was added: add it again"}
         # A consumer on another machine may not hold the model yet: it fetches it in the background and says so.
-        fetching = model_here_or_fetching(settings, store, model_name)
+        fetching = model_here_or_fetching(settings, model)
         if fetching is not None:
             return {"error": fetching}
         predictor = load_predictor(settings.model_dir / model_name,

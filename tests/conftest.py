@@ -110,3 +110,12 @@ def store_location(request, tmp_path: Path) -> str:
     """Where a fresh store lives on each backend (a SQLite file path or a PostgreSQL URL), for tests that open it
     from several processes or connections."""
     return str(tmp_path / "store.db") if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium (Playwright), one per test module; tests/support/browser.py."""
+    from tests.support.browser import chromium_browser
+
+    with chromium_browser() as browser:
+        yield browser

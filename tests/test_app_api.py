@@ -123,11 +123,10 @@ def test_viewer_routes_need_a_login_and_refuse_unknown_frames(secured_app):
     assert response.content[:2] == b"\xff\xd8"
     # The app packs the video's frames as JPEG in the background (ui/frame_pack.py) and then answers from there,
     # with the same bytes it encoded on demand.
-    from ui.frame_pack import FramePacks
+    from ui.frame_pack import packed_frames
 
-    packs = FramePacks(server.data_dir / "viewer-frames", budget_bytes=0)
     deadline = time.monotonic() + 60
-    while packs.packed_frames(dataset.dataset_id, dataset.path) < dataset.frame_count:
+    while packed_frames(server.data_dir / "viewer-frames", dataset.dataset_id, dataset.path) < dataset.frame_count:
         assert time.monotonic() < deadline, "the app did not pack the video's frames"
         time.sleep(0.2)
     assert httpx.get(frame_url, cookies=cookies).content == response.content

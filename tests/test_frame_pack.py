@@ -11,7 +11,15 @@ import pytest
 from PIL import Image
 
 from sam2_tracking.video import open_video
-from ui.frame_pack import CHUNK_FRAMES, FramePacks, encode_jpeg, pack_chunk, read_chunk_frame, video_key
+from ui.frame_pack import (
+    CHUNK_FRAMES,
+    FramePacks,
+    encode_jpeg,
+    pack_chunk,
+    packed_frames,
+    read_chunk_frame,
+    video_key,
+)
 
 
 def _wait_until(condition, timeout: float = 60.0) -> None:
@@ -58,7 +66,7 @@ def test_every_frame_is_packed_starting_where_the_person_works(tmp_path: Path, s
         _wait_until(lambda: folder.is_dir() and any(folder.glob("*.jpgs")))
         # The chunk the person is on comes first.
         assert sorted(p.name for p in folder.glob("*.jpgs"))[0] == f"{here // CHUNK_FRAMES:06d}.jpgs"
-        _wait_until(lambda: packs.packed_frames(7, str(sample_video)) == count)
+        _wait_until(lambda: packed_frames(packs.root, 7, str(sample_video)) == count)
         for idx, rgb in reference.items():
             # The very bytes the route would encode from the decoded frame, and an image of the frame's size.
             packed = packs.get(7, str(sample_video), idx)
@@ -73,7 +81,7 @@ def test_a_damaged_chunk_is_dropped_and_packed_again(tmp_path: Path, sample_vide
     packs = FramePacks(tmp_path, budget_bytes=1 << 30)
     try:
         packs.get(1, str(sample_video), 0)
-        _wait_until(lambda: _idle(packs) and packs.packed_frames(1, str(sample_video)) > 0)
+        _wait_until(lambda: _idle(packs) and packed_frames(packs.root, 1, str(sample_video)) > 0)
         chunk = tmp_path / video_key(1, str(sample_video)) / "000000.jpgs"
         good = chunk.read_bytes()
         chunk.write_bytes(good[: len(good) // 2])  # cut short, as a full disk would leave it
@@ -89,7 +97,7 @@ def test_the_budget_keeps_the_chunks_nearest_the_person_and_drops_other_videos_f
     unlimited = FramePacks(tmp_path / "probe", budget_bytes=1 << 30)
     try:
         unlimited.get(1, str(sample_video), 0)
-        _wait_until(lambda: _idle(unlimited) and unlimited.packed_frames(1, str(sample_video)) > 0)
+        _wait_until(lambda: _idle(unlimited) and packed_frames(unlimited.root, 1, str(sample_video)) > 0)
     finally:
         unlimited.stop()
     sizes = sorted(p.stat().st_size for p in (tmp_path / "probe").glob("*/*.jpgs"))
@@ -99,7 +107,7 @@ def test_the_budget_keeps_the_chunks_nearest_the_person_and_drops_other_videos_f
     copy.write_bytes(sample_video.read_bytes())
     try:
         packs.get(1, str(copy), 0)
-        _wait_until(lambda: _idle(packs) and packs.packed_frames(1, str(copy)) >= 2 * CHUNK_FRAMES)
+        _wait_until(lambda: _idle(packs) and packed_frames(packs.root, 1, str(copy)) >= 2 * CHUNK_FRAMES)
         used = sum(p.stat().st_size for p in root.glob("*/*.jpgs"))
         assert used <= packs.budget_bytes
         # Another video: the first one's folder goes, the new one's first chunks come.
@@ -113,7 +121,7 @@ def test_the_budget_keeps_the_chunks_nearest_the_person_and_drops_other_videos_f
         packs.stop()
 
 
-def test_a_video_that_cannot_be_decoded_is_left_to_on_demand_decoding(tmp_path: Path):
+def test_a_video_that_cannot_be_decoded_is_left_to_on_demand_decoding(tmp_path: Path, sample_video: Path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
     packs = FramePacks(tmp_path / "viewer-frames", budget_bytes=1 << 30)
@@ -122,5 +130,10 @@ def test_a_video_that_cannot_be_decoded_is_left_to_on_demand_decoding(tmp_path: 
         _wait_until(lambda: _idle(packs))
         assert packs._thread is None or packs._thread.is_alive()  # the packer survived
         assert not list((tmp_path / "viewer-frames").glob("*/*.jpgs"))
+        # The packer survived the broken file: the next video someone opens is packed whole.
+        with open_video(sample_video) as video:
+            count = video.frame_count
+        packs.get(4, str(sample_video), 0)
+        _wait_until(lambda: packed_frames(packs.root, 4, str(sample_video)) == count)
     finally:
         packs.stop()

@@ -692,7 +692,7 @@ def test_consumer_with_an_empty_model_folder_fetches_the_model_for_its_job(model
     from queues.dispatch import enqueue_tracking_job
     from sam2_tracking.types import JobSpec
     from tests.support.queue_harness import QueueHarness, wait_for
-    from ui.admin import worker_models_cell
+    from ui.views import worker_models_cell
 
     checkpoint = test_model_dir / "checkpoint.pt"
     size, digest = checkpoint.stat().st_size, sha256_of(checkpoint)
@@ -741,7 +741,7 @@ def test_consumer_with_an_empty_model_folder_fetches_the_model_for_its_job(model
 
 
 def test_worker_models_cell() -> None:
-    from ui.admin import worker_models_cell
+    from ui.views import worker_models_cell
 
     assert worker_models_cell(None, ["sam2.1_hiera_tiny"]) == "not reported"
     assert worker_models_cell((), []) == "none"

@@ -10,16 +10,11 @@ import pytest
 
 from sam2_tracking.masks import rle_to_mask
 from tests.support.app_server import start_tracking_ready_app
+from tests.support.browser import preview_click as click
 from tests.support.queue_harness import wait_for
-from tests.test_ui_browser import VIEWPORT, activate_track, chromium_browser, painted, screenshot
+from tests.test_ui_browser import VIEWPORT, activate_track, painted, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +22,6 @@ def app(tmp_path_factory, model_server):
     server, store, _settings = start_tracking_ready_app(tmp_path_factory.mktemp("preview-ui"), model_server)
     yield server, store
     server.stop()
-
-
-def click(page, fx: float, fy: float, negative: bool = False) -> dict:
-    """Click on the viewer's canvas (shift: a negative point) and wait for the preview's answer to it."""
-    before = page.evaluate("window.sam2Preview.answers.length")
-    box = page.locator("#frame-viewer canvas.sv-frame").bounding_box()
-    if negative:
-        page.keyboard.down("Shift")
-    page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
-    if negative:
-        page.keyboard.up("Shift")
-    page.wait_for_function(f"window.sam2Preview.answers.length > {before}", timeout=120_000)
-    return page.evaluate("window.sam2Preview.answers[window.sam2Preview.answers.length - 1]")
 
 
 def test_click_refine_accept_and_track_from_the_preview(browser, app):

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from sam2_tracking.settings import Settings
-from tests.support.queue_harness import REPO_ROOT, wait_for
+from tests.support.queue_harness import REPO_ROOT, stop_processes, wait_for
 from tests.support.redis_server import running_redis
 
 pytestmark = pytest.mark.topology
@@ -84,18 +84,6 @@ def _start_consumer(root: Path, queue: str, env: dict[str, str], *args: str) -> 
     log = open(root / "consumer.log", "w")  # noqa: SIM115 - the process holds it; closed with the test's tmp folder
     return subprocess.Popen([sys.executable, "-m", "queues.consumer", queue, *args], cwd=root, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
-
-
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def _admin_makes_model_ready(settings: Settings, store, model_server) -> None:
@@ -234,7 +222,7 @@ def test_jobs_on_postgres_redis_and_consumers_without_a_shared_disk_equal_the_em
             models_column = WORKER_COLUMNS.index("models")
             assert [row[models_column] for row in workers_table] == [f"{MODEL} ✓", f"{MODEL} ✓"]
         finally:
-            _stop(processes)
+            stop_processes(processes)
             if app is not None:
                 app.stop()
             forget_instances()

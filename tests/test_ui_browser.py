@@ -7,9 +7,7 @@ never seeing the Admin tab. SAM2T_SCREENSHOT_DIR=docs makes the tests write the 
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 
 import pytest
 
@@ -18,38 +16,7 @@ from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
 VIEWPORT = {"width": 1400, "height": 1100}
-
-
-def launch_chromium(playwright):
-    """Debian's Chromium (never a browser downloaded by `playwright install`)."""
-    executable = shutil.which("chromium")
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; tests/run_all.sh installs it")
-        pytest.skip("chromium is not installed (bash tests/run_all.sh installs it)")
-    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-
-
-@contextlib.contextmanager
-def chromium_browser():
-    """A Debian Chromium driven by Playwright for the length of the block."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium_browser() as browser:
-        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -155,26 +155,12 @@ def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
     if idle:
         summary += " No worker is listening on " + ", ".join(idle) + ": jobs sent there will wait."
     models = store.list_models()
-    live = [w for queue_workers in workers.values() for w in queue_workers]
-    ready = [m.name for m in models if m.status == "ready"]
     return (
         models_rows(models),
-        [row + [worker_models_cell(w.models, ready)] for row, w in zip(workers_rows(live), live, strict=True)],
+        workers_rows([w for live in workers.values() for w in live], [m.name for m in models if m.status == "ready"]),
         jobs_rows(store.list_jobs(limit=30), {d.dataset_id: d.name for d in store.list_datasets()}),
         summary,
     )
-
-
-def worker_models_cell(worker_models, ready: list[str]) -> str:
-    """One consumer's models, e.g. "tiny ✓, large –": ✓ verified in its own model folder, – not there yet (it
-    fetches a ready model when a job needs it). Models are named without the "sam2.1_hiera_" prefix."""
-    if worker_models is None:
-        return "not reported"
-    names = sorted(set(ready) | set(worker_models))
-    if not names:
-        return "none"
-    return ", ".join(f"{name.removeprefix('sam2.1_hiera_')} {'✓' if name in worker_models else '–'}"
-                     for name in names)
 
 
 DOWNLOAD_COLUMNS = ["model", "status", "progress", "error"]

@@ -88,6 +88,20 @@ def read_chunk_frame(path: Path, index: int) -> bytes | None:
         return handle.read(end - begin)
 
 
+def packed_frames(root: Path, dataset_id: int, path: str) -> int:
+    """How many frames of a video are packed under root (what the benchmark and the tests wait for)."""
+    folder = Path(root) / video_key(dataset_id, path)
+    total = 0
+    for chunk in folder.glob("*.jpgs") if folder.is_dir() else ():
+        try:
+            with open(chunk, "rb") as handle:
+                head = handle.read(len(MAGIC) + _COUNT.size)
+            total += _COUNT.unpack(head[len(MAGIC):])[0]
+        except (OSError, struct.error):
+            continue
+    return total
+
+
 @dataclass
 class _Wanted:
     """A video someone is looking at: where, and when they last asked."""
@@ -146,19 +160,6 @@ class FramePacks:
         with self._lock:
             self._stopped = True
             self._wake.notify_all()
-
-    def packed_frames(self, dataset_id: int, path: str) -> int:
-        """How many frames of a video are packed (for the benchmark and the tests)."""
-        folder = self.root / video_key(dataset_id, path)
-        total = 0
-        for chunk in folder.glob("*.jpgs") if folder.is_dir() else ():
-            try:
-                with open(chunk, "rb") as handle:
-                    head = handle.read(len(MAGIC) + _COUNT.size)
-                total += _COUNT.unpack(head[len(MAGIC):])[0]
-            except (OSError, struct.error):
-                continue
-        return total
 
     # -- the packer thread
     def _run(self) -> None:

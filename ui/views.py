@@ -42,8 +42,21 @@ def models_rows(models) -> list[list]:
     return rows
 
 
-def workers_rows(workers) -> list[list]:
-    return [[w.queue, w.worker_id, w.device, w.current_job_id or "", format_age(w.heartbeat_at)] for w in workers]
+def workers_rows(workers, ready_models: list[str]) -> list[list]:
+    return [[w.queue, w.worker_id, w.device, w.current_job_id or "", format_age(w.heartbeat_at),
+             worker_models_cell(w.models, ready_models)] for w in workers]
+
+
+def worker_models_cell(worker_models, ready: list[str]) -> str:
+    """One consumer's models, e.g. "tiny ✓, large –": ✓ verified in its own model folder, – not there yet (it
+    fetches a ready model when a job needs it). Models are named without the "sam2.1_hiera_" prefix."""
+    if worker_models is None:
+        return "not reported"
+    names = sorted(set(ready) | set(worker_models))
+    if not names:
+        return "none"
+    return ", ".join(f"{name.removeprefix('sam2.1_hiera_')} {'✓' if name in worker_models else '–'}"
+                     for name in names)
 
 
 def job_message(job) -> str:

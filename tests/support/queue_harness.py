@@ -105,12 +105,17 @@ class QueueHarness:
         return dataset, [t.track_id for t in self.store.list_tracks(dataset.dataset_id)]
 
     def close(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_processes(self.processes)
+
+
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 15) -> None:
+    """SIGTERM every process still running, then wait for each; one that outlasts the timeout is killed."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
