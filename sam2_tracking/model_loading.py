@@ -92,10 +92,34 @@ def forget_cached(*folders: str | os.PathLike) -> None:
             del _predictors[key]
 
 
-def build_model(config_path: Path, checkpoint_path: Path, device: str) -> Any:
-    """Instantiate SAM2VideoPredictor from a validated config and load a weights-only checkpoint into it."""
+def read_checkpoint(checkpoint_path: Path) -> Any:
+    """torch.load with the weights-only unpickler, every failure a ModelError that says what is wrong.
+
+    The file is untrusted (an upload, a URL): weights_only refuses Python objects other than tensors, and on bytes
+    that are not a checkpoint its unpickler fails with whatever a stray opcode triggers (IndexError on an empty
+    stack, KeyError, TypeError, struct.error, ... seen on random bytes), so every exception means "not readable"."""
     import pickle
 
+    import torch
+
+    try:
+        return torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch words this "Unsupported global: ..." or "unsupported GLOBAL ... is blocked" depending on the object.
+        globals_found = [ln.strip() for ln in str(exc).splitlines() if "unsupported global" in ln.lower()]
+        if globals_found:
+            raise ModelError(
+                f"refusing checkpoint {checkpoint_path.name}: it holds Python objects other than tensors, which "
+                f"could run code when loaded ({globals_found[0][:300]})"
+            ) from exc
+        raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file") from exc
+    except Exception as exc:
+        detail = f"{type(exc).__name__}: {exc}"[:300]
+        raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file ({detail})") from exc
+
+
+def build_model(config_path: Path, checkpoint_path: Path, device: str) -> Any:
+    """Instantiate SAM2VideoPredictor from a validated config and load a weights-only checkpoint into it."""
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
@@ -107,19 +131,7 @@ def build_model(config_path: Path, checkpoint_path: Path, device: str) -> Any:
         model = instantiate(cfg.model, _recursive_=True)
     except Exception as exc:  # hydra wraps constructor errors in its own types
         raise ModelError(f"model config {config_path.name} does not build a SAM2 model: {exc}") from exc
-    try:
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch words this "Unsupported global: ..." or "unsupported GLOBAL ... is blocked" depending on the object.
-        globals_found = [ln.strip() for ln in str(exc).splitlines() if "unsupported global" in ln.lower()]
-        if globals_found:
-            raise ModelError(
-                f"refusing checkpoint {checkpoint_path.name}: it holds Python objects other than tensors, which "
-                f"could run code when loaded ({globals_found[0][:300]})"
-            ) from exc
-        raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file") from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file: {exc}") from exc
+    checkpoint = read_checkpoint(checkpoint_path)
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ModelError(

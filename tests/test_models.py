@@ -247,6 +247,29 @@ def test_mismatched_state_dicts_are_refused(test_model_dir: Path, tmp_path: Path
         load_predictor(tmp_path / "absent", "cpu")
 
 
+def test_any_bytes_that_are_not_a_checkpoint_are_refused_with_a_model_error(tmp_path: Path) -> None:
+    """Random bytes drive torch's weights-only unpickler into IndexError, KeyError, struct.error...: each must come
+    out as the one ModelError (a CI run once drew bytes that raised IndexError and failed an upload test)."""
+    import random
+
+    import torch
+
+    from sam2_tracking.model_loading import read_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    rng = random.Random(20261126)
+    blobs = [rng.randbytes(rng.randrange(1, 4000)) for _ in range(300)]
+    # Pickle-protocol headers followed by noise reach deeper into the unpickler than plain noise does.
+    blobs += [b"\x80" + bytes([rng.randrange(2, 6)]) + rng.randbytes(rng.randrange(1, 400)) for _ in range(300)]
+    blobs += [b"", b"PK\x03\x04" + rng.randbytes(200), b"\x80\x02}q\x00."]
+    for blob in blobs:
+        path.write_bytes(blob)
+        with pytest.raises(ModelError, match="checkpoint.pt is not a readable PyTorch file"):
+            read_checkpoint(path)
+    torch.save({"model": {"w": torch.zeros(2)}}, path)
+    assert torch.equal(read_checkpoint(path)["model"]["w"], torch.zeros(2))
+
+
 def test_load_predictor_matches_stock_builder_and_is_cached(test_model_dir: Path, tmp_path: Path) -> None:
     import torch
     from sam2.build_sam import build_sam2_video_predictor

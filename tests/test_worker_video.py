@@ -70,6 +70,28 @@ def test_no_token_configured_means_no_route(tmp_path):
     assert len(app.routes) == before
 
 
+def test_the_data_routes_exist_in_the_app_gradio_builds(tmp_path):
+    """The routes go into the constructor of the app launch() builds, so the server's first request finds them (added
+    after launch they 404ed for a moment: the CI run that caught it asked before they were there)."""
+    import gradio as gr
+    from fastapi.testclient import TestClient
+    from gradio.routes import App
+
+    from sam2_tracking.store import open_store
+    from ui.app_ui import data_routes, launch_options
+
+    settings = Settings(data_dir=tmp_path, model_dir=tmp_path, worker_token=TOKEN)
+    store = open_store(tmp_path / "store.db")
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    options = launch_options(settings, data_routes(settings, store))
+    client = TestClient(App.create_app(demo, app_kwargs=options["app_kwargs"]))
+    assert client.get("/worker/video/1").status_code == 401
+    answer = client.get("/viewer/timeline/1")  # our handler's 404, not Gradio's
+    assert answer.status_code == 404 and answer.json() == {"detail": "No video 1."}
+    store.close()
+
+
 def test_fetch_caches_by_content_hash_and_resumes(app, video_url, tmp_path):
     dataset_id = int(video_url.rsplit("/", 1)[1])
     expected = (ASSETS / "sample_shapes.mp4").read_bytes()

@@ -32,31 +32,40 @@ def build_ui(settings: Settings, store) -> gr.Blocks:
 
 
 def serve(demo: gr.Blocks, settings: Settings, store) -> None:
-    """Launch, add the frame viewer's data routes to Gradio's app (which launch() creates), and serve until stopped."""
+    """Launch with the data routes (frame viewer, seed preview, worker video) and serve until stopped."""
+    demo.launch(**launch_options(settings, data_routes(settings, store)))
+
+
+def data_routes(settings: Settings, store) -> list:
+    """The app's own routes, declared before launch: Gradio builds its FastAPI app inside launch(), and routes given
+    to that app's constructor exist from the first request on and come before Gradio's own. (Added after launch,
+    they 404ed for the first moments the server answered: a consumer or a page could get there first.)"""
+    from fastapi import APIRouter
+
     from ui.frame_pack import FramePacks
     from ui.frames import FrameCache
     from ui.preview import mount_preview_route
     from ui.routes import mount_viewer_routes
     from ui.video_route import mount_worker_video_route
 
-    demo.launch(prevent_thread_lock=True, **launch_options(settings))
-    mount_viewer_routes(demo.app, store, FrameCache(),
-                        FramePacks(settings.viewer_cache_dir, settings.viewer_cache_bytes))
-    mount_preview_route(demo.app, settings, store)
-    mount_worker_video_route(demo.app, settings, store)
-    demo.block_thread()
+    router = APIRouter()
+    mount_viewer_routes(router, store, FrameCache(), FramePacks(settings.viewer_cache_dir, settings.viewer_cache_bytes))
+    mount_preview_route(router, settings, store)
+    mount_worker_video_route(router, settings, store)
+    return list(router.routes)
 
 
-def launch_options(settings: Settings) -> dict:
+def launch_options(settings: Settings, routes: list | None = None) -> dict:
     options = {"server_name": settings.host, "server_port": settings.port, "show_error": True, "css": CSS,
                # Exports are written under the data folder; Gradio serves only files in allowed paths.
                "allowed_paths": [str(settings.data_dir / "exports")],
                # Gradio refuses larger uploads while they stream in, before any handler sees them.
-               "max_file_size": settings.max_upload_bytes}
+               "max_file_size": settings.max_upload_bytes,
+               "app_kwargs": {"routes": list(routes or [])}}
     if settings.admin_auth_enabled:
         from starlette.middleware import Middleware
 
         options["auth"] = make_auth(settings)
-        options["app_kwargs"] = {"middleware": [Middleware(ClientAddressMiddleware)]}
+        options["app_kwargs"]["middleware"] = [Middleware(ClientAddressMiddleware)]
         options["auth_message"] = "Log in with your annotator account, or the admin account for the Admin tab."
     return options

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 # At module level: FastAPI reads the handler's annotations (strings here) from this module's globals.
-from fastapi import Body, HTTPException, Request
+from fastapi import Body, Request
 from fastapi.responses import JSONResponse
 
 PREVIEW_JS = Path(__file__).resolve().parent / "static" / "preview.js"
@@ -43,8 +43,8 @@ def build_preview_panel(elem_id: str = "seed-preview") -> gr.HTML:
                    elem_id=elem_id, container=False, apply_default_css=False)
 
 
-def mount_preview_route(app, settings, store) -> None:
-    """Add POST /viewer/preview/{dataset_id} to Gradio's FastAPI app (after launch, like the viewer's routes).
+def mount_preview_route(router, settings, store) -> None:
+    """Add POST /viewer/preview/{dataset_id} to the router of the viewer's routes (ui.routes).
 
     Body: {"frame_idx": int, "track_id": int | null, "box": [x1, y1, x2, y2] | null, "clicks": [[x, y, positive]],
     "model": str, "queue": str}. Answer: {"present", "score", "counts" (COCO RLE at video size, or null), "box",
@@ -52,12 +52,10 @@ def mount_preview_route(app, settings, store) -> None:
     """
     from queues.preview import PreviewError, request_preview
     from ui.admin import admin_state
-    from ui.routes import current_user
+    from ui.routes import require_login
 
     def preview(dataset_id: int, request: Request, payload: dict = Body(...)) -> JSONResponse:  # noqa: B008
-        if (getattr(app, "auth", None) is not None or getattr(app, "auth_dependency", None) is not None) and \
-                current_user(app, request) is None:
-            raise HTTPException(status_code=401, detail="Log in first.")
+        require_login(request)
         state = admin_state(settings, store)
         if not (state["sam2_enabled"] and state["tracking_enabled"]):
             return _refused("SAM2 is turned off: an admin turns on SAM2 and mask tracking in the Admin tab.")
@@ -81,7 +79,7 @@ def mount_preview_route(app, settings, store) -> None:
             "compute_ms": round(answer.compute_ms, 1), "wait_ms": round(answer.wait_ms, 1),
         }, headers={"Cache-Control": "no-store"})
 
-    app.add_api_route("/viewer/preview/{dataset_id}", preview, methods=["POST"])
+    router.add_api_route("/viewer/preview/{dataset_id}", preview, methods=["POST"])
 
 
 def _as_saved(store, dataset_id: int, track_id, frame_idx, box, clicks):

@@ -47,9 +47,22 @@ class JpegCache:
 def current_user(app, request) -> str | None:
     """The logged-in user of a request, read the way Gradio's own /login_check reads it; None if not logged in."""
     cookie_id = getattr(app, "cookie_id", None)
+    if cookie_id is None:
+        return None
     token = request.cookies.get(f"access-token-{cookie_id}") or request.cookies.get(
         f"access-token-unsecure-{cookie_id}")
     return app.tokens.get(token) if token else None
+
+
+def require_login(request: Request) -> None:
+    """401 unless the request carries the login of the page (Gradio's session cookie). The app is read from the
+    request, not captured: the routes are declared before launch() builds Gradio's app, so that they answer from
+    the server's first request on."""
+    app = request.app
+    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+        return  # the app runs without logins (local trial)
+    if current_user(app, request) is None:
+        raise HTTPException(status_code=401, detail="Log in first.")
 
 
 def features_payload(store, dataset, start: int, stop: int) -> dict:
@@ -90,20 +103,14 @@ def timeline_payload(store, dataset) -> dict:
             "tracks": tracks}
 
 
-def mount_viewer_routes(app, store, frames, packs=None) -> None:
-    """Add the viewer's routes to Gradio's FastAPI app (after launch: Gradio builds the app inside launch()).
+def mount_viewer_routes(router, store, frames, packs=None) -> None:
+    """Add the viewer's routes to a FastAPI router whose routes go into Gradio's app when it is built (ui.app_ui).
     packs (ui.frame_pack.FramePacks) answers from frames encoded ahead of time; None decodes every frame on demand."""
     from starlette.concurrency import run_in_threadpool
 
     from sam2_tracking.store import NotFound
 
     jpegs = JpegCache()
-
-    def require_login(request: Request) -> None:
-        if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
-            return  # the app runs without logins (local trial)
-        if current_user(app, request) is None:
-            raise HTTPException(status_code=401, detail="Log in first.")
 
     def dataset_or_404(dataset_id: int):
         try:
@@ -147,6 +154,6 @@ def mount_viewer_routes(app, store, frames, packs=None) -> None:
         require_login(request)
         return JSONResponse(timeline_payload(store, dataset_or_404(dataset_id)), headers={"Cache-Control": "no-store"})
 
-    app.add_api_route("/viewer/frame/{dataset_id}/{frame_idx}.jpg", frame_jpeg, methods=["GET"])
-    app.add_api_route("/viewer/masks/{dataset_id}", masks, methods=["GET"])
-    app.add_api_route("/viewer/timeline/{dataset_id}", timeline, methods=["GET"])
+    router.add_api_route("/viewer/frame/{dataset_id}/{frame_idx}.jpg", frame_jpeg, methods=["GET"])
+    router.add_api_route("/viewer/masks/{dataset_id}", masks, methods=["GET"])
+    router.add_api_route("/viewer/timeline/{dataset_id}", timeline, methods=["GET"])

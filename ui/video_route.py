@@ -52,13 +52,14 @@ def token_matches(expected: str, authorization: str | None) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
-def mount_worker_video_route(app, settings, store) -> None:
-    """Add the route to Gradio's FastAPI app; nothing at all when no worker token is configured."""
+def mount_worker_video_route(router, settings, store) -> None:
+    """Add the route to a FastAPI router (ui.app_ui puts its routes into Gradio's app); nothing at all when no worker
+    token is configured."""
     if not settings.worker_token:
         return
     hashes = _HashCache()
 
-    @app.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
+    @router.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
     def worker_video(dataset_id: int, request: Request):
         if not token_matches(settings.worker_token, request.headers.get("authorization")):
             raise HTTPException(status_code=401, detail="a worker token is required",
