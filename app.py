@@ -17,13 +17,17 @@ ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 
 
 def prepare(settings):
-    """Open the store, make sure the default models are listed, and add the sample clips on first start."""
+    """Open the store, make sure the default models are listed, clear what imports that died mid-way left, and add the
+    sample clips on first start."""
     from queues.catalogue import ensure_default_models
     from queues.runner import get_store
     from sam2_tracking.library import add_video_if_missing
 
     store = get_store(settings)
     ensure_default_models(store)
+    dropped = store.drop_abandoned_imports()
+    if dropped:
+        logging.getLogger("app").info("removed the staging rows of %d import(s) that stopped mid-way", dropped)
     if settings.sample_video:
         for name in ("sample_shapes.mp4", "sample_sequence.zip"):
             add_video_if_missing(store, ASSETS_DIR / name, seed_file=ASSETS_DIR / (Path(name).stem + ".json"))

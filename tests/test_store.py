@@ -376,6 +376,37 @@ def test_a_track_deleted_mid_job_fails_its_next_batch_with_a_message(store, data
         store.write_job_batch(job.job_id, results(tid, [0]))
 
 
+def test_staging_rows_of_an_import_that_died_are_removed_later(store, dataset, monkeypatch):
+    """An import whose process died between its staging transactions leaves a hidden dataset with tracks and
+    features; the next start removes it once it is a day old, and nothing else (a running import's is young)."""
+    from sam2_tracking.store import exchange
+
+    keep = store.create_track(dataset.dataset_id, "kept").track_id
+    store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
+                     [UpsertKeyframe(keep, 0, box=Box(1, 1, 9, 9))])
+    tracks = [TrackData(1, (("fish", 1.0),), tuple(Feature(1, f, box=Box(2, 2, 20, 20)) for f in range(9)), {})]
+    incoming = AnnotationSet(tuple(tracks), W, H, 50, 30.0, "clip")
+    monkeypatch.setattr(exchange, "IMPORT_CHUNK_ROWS", 4)
+    monkeypatch.setattr(type(store), "_drop_staging_dataset", lambda self, staging_id: None)  # the process "dies"
+    monkeypatch.setattr(exchange, "_check_revision", lambda *a: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        store.import_annotations(dataset.dataset_id, incoming)
+    monkeypatch.undo()
+    before = snapshot(store)
+    with store._read() as conn:
+        assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 1
+    assert store.drop_abandoned_imports() == 0 and snapshot(store) == before  # a day has not passed
+    with store._write() as conn:
+        conn.execute("UPDATE datasets SET created_at = created_at - 2 * 86400 WHERE staging = 1")
+    assert store.drop_abandoned_imports() == 1
+    with store._read() as conn:
+        assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tracks WHERE dataset_id <> ?", (dataset.dataset_id,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM features WHERE track_id <> ?", (keep,)).fetchone()[0] == 0
+    assert [t.track_id for t in store.list_tracks(dataset.dataset_id)] == [keep]
+    assert [d.dataset_id for d in store.list_datasets()] == [dataset.dataset_id]
+
+
 @pytest.mark.parametrize("chunk_rows", [5000, 7])
 def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkeypatch, chunk_rows):
     """A large import (forced here with a chunk of 7 rows) is staged in many short transactions and swapped in at

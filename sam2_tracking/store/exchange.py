@@ -22,6 +22,9 @@ from .rows import (
     track_from_row,
 )
 
+# A staging dataset this old belongs to an import that died: the largest import measured took 34 s (150,000 features).
+ABANDONED_IMPORT_AGE_S = 24 * 3600
+
 
 class ExchangeMixin:
     """export_annotations / import_annotations."""
@@ -122,6 +125,18 @@ class ExchangeMixin:
                 if leftover is not None:
                     self._drop_staging_dataset(leftover)
         return mapping
+
+    def drop_abandoned_imports(self, older_than_s: float = ABANDONED_IMPORT_AGE_S) -> int:
+        """Delete the staging datasets of imports whose process died mid-way (its `finally` never ran), and what they
+        hold; returns how many. Only those older than older_than_s: a running import (the app's, or the CLI's beside
+        it) is minutes old at most, and its staging rows must survive until it swaps them in."""
+        with self._read() as conn:
+            abandoned = [row[0] for row in conn.execute(
+                "SELECT dataset_id FROM datasets WHERE staging = 1 AND created_at < ? ORDER BY dataset_id",
+                (time.time() - older_than_s,))]
+        for staging_id in abandoned:
+            self._drop_staging_dataset(staging_id)
+        return len(abandoned)
 
     def _add_staging_dataset(self, like) -> int:
         with self._write() as conn:
