@@ -55,7 +55,7 @@ def request_download_cancel(store, name: str) -> None:
     started, so a request aimed at a download that had already ended can never stop a later one (and no clocks of
     different machines are compared). A queued one is marked on the model itself, which queuing clears."""
     record = store.get_model(name)  # NotFound for a name the catalogue does not list
-    if record.status == "queued":
+    if record.status in ("queued", "updating"):  # "updating" may still wait in the queue
         store.update_model(name, error=CANCEL_QUEUED_NOTE)
     store.set_setting(_CANCEL_KEY + name, uuid.uuid4().hex)
 
@@ -81,7 +81,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         sha256=record.sha256 if record.is_default else None,
         is_default=record.is_default,
     )
-    if record.status == "queued" and record.error == CANCEL_QUEUED_NOTE:
+    if record.status in ("queued", "updating") and record.error == CANCEL_QUEUED_NOTE:
         _settle(settings, store, name, error="download cancelled by an admin", status_if_missing="absent")
         return "cancelled"
     last_write = [0.0]
@@ -92,7 +92,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         now = time.monotonic()
         if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S or (total is not None and done >= total):
             last_write[0] = now
-            store.update_model(name, status="downloading", progress_bytes=done, total_bytes=total)
+            store.update_model(name, status=busy, progress_bytes=done, total_bytes=total)
 
     def should_cancel() -> bool:
         # Asked once per 1 MB chunk; reading the store that often would cost more than the chunk. Every
@@ -105,7 +105,10 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         last_cancel_check[0], chunks_since_check[0] = now, 0
         return store.get_setting(_CANCEL_KEY + name, None) != token_at_start
 
-    store.update_model(name, status="downloading", progress_bytes=0, error=None)
+    # A forced re-download of a usable model leaves it usable ("updating"): jobs and previews go on with the version
+    # on disk until the new one is verified and swapped in.
+    busy = "updating" if record.usable else "downloading"
+    store.update_model(name, status=busy, progress_bytes=0, error=None)
     try:
         path = download_model(entry, settings.model_dir, force=force, on_progress=on_progress,
                               should_cancel=should_cancel, limits=download_limits(settings))
@@ -140,8 +143,8 @@ def _settle(settings: Settings, store, name: str, error: str, status_if_missing:
 
 
 def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None = None) -> list[str]:
-    """At consumer start: models left "downloading" by a process that no longer runs get the status of what is on
-    disk. Returns their names.
+    """At consumer start: models left "downloading" or "updating" by a process that no longer runs get the status of
+    what is on disk. Returns their names.
 
     A download is provably dead when this machine's model store holds its owner mark (owner.json) and no process
     holds its lock (a killed process loses its flock). A "downloading" status with no trace here may belong to a
@@ -154,7 +157,7 @@ def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None
     here = socket.gethostname()
     reset = []
     for record in store.list_models():
-        if record.status != "downloading":
+        if record.status not in ("downloading", "updating"):
             continue
         name = record.name
         try:
@@ -165,7 +168,9 @@ def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None
             continue
         mine = owner is not None and owner.get("host") in (here, None)
         quiet_for = time.time() - (record.updated_at or 0)
-        if not mine and quiet_for < stale_after_s:
+        if not mine and (quiet_for < stale_after_s or record.status == "updating"):
+            # An "updating" model stays usable, and one still waiting in the queue has no trace anywhere yet: only
+            # its own consumer's restart (which finds the trace) resets it.
             continue
         _settle(settings, store, name, error="the download stopped when its consumer did; download again "
                 "(it resumes where it stopped)", status_if_missing="absent")
@@ -214,7 +219,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
         record = store.get_model(name)
     except NotFound:
         record = None
-    if record is not None and record.status in ("queued", "downloading", "removing"):
+    if record is not None and record.status in ("queued", "downloading", "updating", "removing"):
         raise ModelError(f"{name} is {record.status}: wait for that to finish (or cancel it), then upload")
     install_model_files(
         settings.model_dir, name, config_text, checkpoint_file,

@@ -51,7 +51,7 @@ def validate_job_spec(settings: Settings, store, spec: JobSpec):
         model = store.get_model(spec.model_name)
     except NotFound:
         raise JobSpecError(f"unknown model {spec.model_name!r}: an admin adds models in the Admin tab") from None
-    if model.status != "ready":
+    if not model.usable:
         raise JobSpecError(f"model {spec.model_name!r} is not downloaded (status: {model.status}); ask an admin")
     if not (0 <= spec.start_frame_idx < dataset.frame_count):
         raise JobSpecError(
@@ -115,9 +115,11 @@ def cancel_job(settings: Settings, store, job_id: int, reason: str | None = None
 
 
 def enqueue_model_download(settings: Settings, store, name: str, queue: str, force: bool = False) -> str | None:
-    """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning."""
-    store.get_model(name)  # raises NotFound for a name the catalogue does not list
-    store.update_model(name, status="queued", progress_bytes=0, total_bytes=None, error=None)
+    """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning.
+    A forced re-download of a usable model marks it "updating": jobs keep using the version on disk meanwhile."""
+    record = store.get_model(name)  # raises NotFound for a name the catalogue does not list
+    status = "updating" if force and record.usable else "queued"
+    store.update_model(name, status=status, progress_bytes=0, total_bytes=None, error=None)
     tasks.send(settings, queue, "download_model", name, force)
     return no_worker_warning(store, queue)
 

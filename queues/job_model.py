@@ -103,7 +103,7 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
                          "add and download it, then track again")
     except ModelError as exc:
         return _fail_job(store, job_id, worker_id, f"model {name!r} is not in {where}, and {exc}")
-    if record.status != "ready":
+    if not record.usable:
         return _fail_job(store, job_id, worker_id, f"model {name!r} is {record.status} in the catalogue and not in "
                          f"{where}: wait until an admin's download finishes, then track again")
     last_write = [0.0]

@@ -84,7 +84,7 @@ class JobView:
 @dataclass(frozen=True)
 class DownloadView:
     name: str
-    status: str  # queued, downloading, removing, failed (see store MODEL_STATUSES)
+    status: str  # queued, downloading, updating, removing, failed (see store MODEL_STATUSES)
     progress_bytes: int | None
     total_bytes: int | None
     error: str | None
@@ -158,7 +158,7 @@ def list_downloads(store, caller: Caller) -> list[DownloadView]:
     if not caller.is_admin:
         raise JobAccessError("only the admin sees model downloads")
     return [DownloadView(m.name, m.status, m.progress_bytes, m.total_bytes, m.error) for m in store.list_models()
-            if m.status in ("queued", "downloading", "removing", "failed")]
+            if m.status in ("queued", "downloading", "updating", "removing", "failed")]
 
 
 def stop_all_jobs(settings: Settings, store, caller: Caller, reason: str) -> list[int]:

@@ -144,7 +144,7 @@ def request_preview(
         model = store.get_model(model_name)
     except NotFound:
         raise PreviewError(f"unknown model {model_name!r}: an admin adds models in the Admin tab") from None
-    if model.status != "ready":
+    if not model.usable:
         raise PreviewError(f"model {model_name!r} is not ready (status: {model.status}); ask an admin to download it")
     if not store.list_workers(queue=queue, max_age_s=STALE_AFTER_S):
         raise PreviewError(f"no worker is listening on {queue}: start `python -m queues.consumer {queue}` (or pick "
@@ -254,7 +254,7 @@ def serve_preview(payload: dict) -> dict:
         dataset = store.get_dataset(int(payload["dataset_id"]))
         model_name = str(payload["model_name"])
         model = store.get_model(model_name)  # a catalogue name, never a path from the queue
-        if model.status != "ready":
+        if not model.usable:
             return {"error": f"model {model_name!r} is not ready on this server; ask an admin"}
         seed = seed_from_json(payload["seed"])
         # The queue is shared with other clients: check the prompt here too, before any work.

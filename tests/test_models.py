@@ -561,6 +561,11 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
     import threading
 
     from queues.catalogue import request_download_cancel, run_model_download
+    from queues.dispatch import JobSpecError, enqueue_model_download, validate_job_spec
+    from queues.jobs_api import Caller, list_downloads
+    from sam2_tracking.library import add_video_if_missing
+    from sam2_tracking.types import JobSpec
+    from tests.support.queue_harness import ASSETS
 
     settings, store = catalogue_env
     for name in ("config.yaml", "checkpoint.pt"):
@@ -583,7 +588,13 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
 
     part = models.partial_checkpoint(settings.model_dir, "test_model")
     wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 30, "the re-download to stall")
-    assert store.get_model("test_model").status == "downloading"
+    # While it runs, the version on disk keeps serving: the model is "updating", and jobs on it are accepted.
+    assert store.get_model("test_model").status == "updating"
+    dataset = add_video_if_missing(store, ASSETS / "sample_shapes.mp4", seed_file=ASSETS / "sample_shapes.json")
+    spec = JobSpec(dataset_id=dataset.dataset_id, track_ids=(store.list_tracks(dataset.dataset_id)[0].track_id,),
+                   start_frame_idx=0, model_name="test_model", queue="cpu", num_frames=4)
+    validate_job_spec(settings, store, spec)
+    assert [d.status for d in list_downloads(store, Caller("admin", True))] == ["updating"]
     request_download_cancel(store, "test_model")
     file_server.handler_class.stall_after_bytes.clear()  # new bytes flow: the next chunk sees the flag
     file_server.handler_class.closing.set()
@@ -592,6 +603,21 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
     record = store.get_model("test_model")
     assert record.status == "ready" and "cancelled by an admin" in record.error and record.sha256 == ready.sha256
     assert load_predictor(settings.model_dir / "test_model", "cpu") is not None
+
+    # A forced re-download still waiting in the queue is "updating" too, and a cancel makes the worker skip it.
+    enqueue_model_download(settings, store, "test_model", "cpu", force=True)
+    assert store.get_model("test_model").status == "updating"
+    validate_job_spec(settings, store, spec)
+    request_download_cancel(store, "test_model")
+    seen = len(file_server.requests_seen)
+    assert run_model_download(settings, store, "test_model", True) == "cancelled"
+    record = store.get_model("test_model")
+    assert record.status == "ready" and record.sha256 == ready.sha256 and len(file_server.requests_seen) == seen
+    # Not forced, or not usable yet: "queued", and jobs wait for it.
+    enqueue_model_download(settings, store, "test_model", "cpu")
+    assert store.get_model("test_model").status == "queued"
+    with pytest.raises(JobSpecError, match="not downloaded"):
+        validate_job_spec(settings, store, spec)
 
 
 def test_failed_download_is_recorded_and_uploaded_models_cannot_be_downloaded(catalogue_env) -> None:
@@ -669,7 +695,7 @@ def test_consumer_killed_mid_download_then_restarted_shows_not_downloading(file_
         part = models.partial_checkpoint(harness.settings.model_dir, "test_model")
         wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 60, "the re-download to stall")
         harness.kill(consumer)
-        assert store.get_model("test_model").status == "downloading"
+        assert store.get_model("test_model").status == "updating"  # the version on disk still serves
         harness.start_consumer("cpu")
         record = store.get_model("test_model")  # reset before the consumer's first heartbeat
         assert record.status == "ready" and "download again" in record.error, record

@@ -50,7 +50,7 @@ def set_tracking_enabled(settings: Settings, store, enabled: bool, request: gr.R
     require_admin(settings, request)
     if enabled and not store.get_setting(SAM2_ENABLED, False):
         raise user_error("Turn on SAM2 support first.")
-    if enabled and not any(m.status == "ready" for m in store.list_models()):
+    if enabled and not any(m.usable for m in store.list_models()):
         raise user_error("Download at least one model first: annotators need a model to track with.")
     store.set_setting(TRACKING_ENABLED, bool(enabled))
     return "Every annotator now sees the track button." if enabled else "The track button is hidden."
@@ -75,6 +75,8 @@ def download_model(settings: Settings, store, name: str, force: bool, request: g
     except (KeyError, ValueError) as exc:
         raise user_error(str(exc)) from None
     message = f"{'Re-downloading' if force else 'Downloading'} {name} on the {queue} queue."
+    if store.get_model(name).status == "updating":
+        message += " Jobs keep using the version on disk until the new one is verified."
     return message + (f" Warning: {warning}" if warning else "")
 
 
@@ -119,7 +121,7 @@ def cancel_model_download(settings: Settings, store, name: str, request: gr.Requ
         raise user_error("Choose a model first.")
     try:
         status = store.get_model(name).status
-        if status not in ("queued", "downloading"):
+        if status not in ("queued", "downloading", "updating"):
             raise user_error(f"{name} is {status}: there is no download to cancel.")
         request_download_cancel(store, name)
     except NotFound as exc:
@@ -157,7 +159,7 @@ def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
     models = store.list_models()
     return (
         models_rows(models),
-        workers_rows([w for live in workers.values() for w in live], [m.name for m in models if m.status == "ready"]),
+        workers_rows([w for live in workers.values() for w in live], [m.name for m in models if m.usable]),
         jobs_rows(store.list_jobs(limit=30), {d.dataset_id: d.name for d in store.list_datasets()}),
         summary,
     )

@@ -55,7 +55,7 @@ class AnnotateHandlers:
                 for d in self.store.list_datasets()]
 
     def model_choices(self) -> list[str]:
-        return [m.name for m in self.store.list_models() if m.status == "ready"]
+        return [m.name for m in self.store.list_models() if m.usable]
 
     def tracking_visible(self) -> bool:
         state = admin_state(self.settings, self.store)

@@ -110,5 +110,5 @@ def _refused(message: str) -> JSONResponse:
 
 
 def _first_ready_model(store) -> str | None:
-    ready = [m.name for m in store.list_models() if m.status == "ready"]
+    ready = [m.name for m in store.list_models() if m.usable]
     return ready[0] if ready else None

@@ -33,7 +33,7 @@ def models_rows(models) -> list[list]:
     rows = []
     for model in models:
         progress = ""
-        if model.status in ("downloading", "queued") and model.progress_bytes is not None:
+        if model.status in ("downloading", "updating", "queued") and model.progress_bytes is not None:
             progress = format_bytes(model.progress_bytes)
             if model.total_bytes:
                 progress += f" of {format_bytes(model.total_bytes)} ({100 * model.progress_bytes / model.total_bytes:.0f}%)"

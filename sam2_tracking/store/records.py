@@ -16,7 +16,10 @@ from ..types import Box, Click, Direction, JobSpec
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED_STATUSES = ("done", "failed", "cancelled")
-MODEL_STATUSES = ("absent", "queued", "downloading", "ready", "failed", "removing")
+MODEL_STATUSES = ("absent", "queued", "downloading", "updating", "ready", "failed", "removing")
+# Jobs and previews may use a model in these. "updating": a forced re-download is queued or running while the verified
+# version on disk keeps serving (it is swapped in by one rename when the new one is verified).
+USABLE_MODEL_STATUSES = ("ready", "updating")
 DATASET_KINDS = ("video", "images")
 
 
@@ -167,6 +170,10 @@ class ModelRecord:
     total_bytes: int | None = None
     error: str | None = None
     updated_at: float | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE_MODEL_STATUSES
 
 
 # ---- edits accepted by Store.save_edits -------------------------------------------------------------------------
