@@ -59,7 +59,7 @@ class JobView:
     queue: str
     model_name: str
     status: str  # queued, running, done, failed, cancelled
-    frames_done: int
+    frames_done: int  # committed to the store
     frames_total: int
     percent: float
     fps: float | None
@@ -71,6 +71,7 @@ class JobView:
     cancel_requested: bool
     undone: bool
     created_at: float
+    frames_tracked: int = 0  # tracked so far, committed or not (frames_tracked(job))
 
     @property
     def finished(self) -> bool:
@@ -90,6 +91,29 @@ class DownloadView:
     error: str | None
 
 
+def frames_tracked(job) -> int:
+    """Frames a job has tracked so far, committed or not: a batch commits at once, so between commits the committed
+    count stands still while the job moves on. A notification is written as soon as its frame is tracked and counts
+    the frames tracked by then; a one-way job's current frame says how far it got."""
+    from sam2_tracking.types import Direction
+
+    done = job.frames_done
+    if job.status != "running":
+        return done
+    if job.notification is not None:
+        done = max(done, job.notification.frames_done)
+    if job.current_frame_idx is not None and job.spec.direction != Direction.BOTH:
+        done = max(done, abs(job.current_frame_idx - job.spec.start_frame_idx) + 1)
+    return min(done, job.frames_total)
+
+
+def frames_cell(frames_done: int, frames_tracked: int, frames_total: int) -> str:
+    """A jobs table's progress cell: '25/30 (20 saved)' while frames wait for their batch's commit, else '20/30'."""
+    if frames_tracked > frames_done:
+        return f"{frames_tracked}/{frames_total} ({frames_done} saved)"
+    return f"{frames_done}/{frames_total}"
+
+
 def job_view(store, job) -> JobView:
     note = job.notification
     message = job.error
@@ -102,6 +126,7 @@ def job_view(store, job) -> JobView:
         current_frame_idx=job.current_frame_idx, preview_jpeg=None if note is None else note.preview_jpeg,
         preview_frame_idx=None if note is None else note.frame_idx, message=message,
         cancel_requested=job.cancel_requested, undone=job.undone_at is not None, created_at=job.created_at,
+        frames_tracked=frames_tracked(job),
     )
 
 

@@ -106,5 +106,15 @@ def test_the_job_panel_counts_frames_tracked_before_their_batch_commits(handlers
     view = h.job_view(caller, job_id)
     assert view["done"] == 0 and abs(view["fraction"] - 6 / 15) < 1e-9  # done: committed, for the viewer's reload
     assert "0/15 frames" in view["text"] and "Tracked 6/15" in view["text"]
+    # The My jobs table and the Admin jobs table say the same: tracked, and how many of them are saved.
+    assert h.jobs_rows(caller)[0][4] == "6/15 (0 saved)"
+    assert vw_rows(store)[0][5] == "6/15 (0 saved)"
     store.update_job(job_id, status="done", frames_done=15)
     assert "Tracked" not in h.job_view(caller, job_id)["text"]
+    assert h.jobs_rows(caller)[0][4] == "15/15" and vw_rows(store)[0][5] == "15/15"
+
+
+def vw_rows(store):
+    from ui.views import jobs_rows
+
+    return jobs_rows(store.list_jobs(limit=30), {})

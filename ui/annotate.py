@@ -288,16 +288,10 @@ class AnnotateHandlers:
         text = job_summary(job)
         if view.message and view.message not in text:
             text += f" {view.message}."
-        done = view.frames_done
-        if view.status == "running":
-            # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits. A
-            # notification comes as soon as its frame is tracked, and counts the frames tracked by then.
-            if job.notification is not None:
-                done = max(done, job.notification.frames_done)
-            if view.current_frame_idx is not None and job.spec.direction != Direction.BOTH:
-                done = max(done, abs(view.current_frame_idx - job.spec.start_frame_idx) + 1)
-            if done > view.frames_done:
-                text += f" Tracked {min(done, view.frames_total)}/{view.frames_total}: saved at the end of each batch."
+        # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits.
+        done = view.frames_tracked
+        if done > view.frames_done:
+            text += f" Tracked {done}/{view.frames_total}: saved at the end of each batch."
         fraction = min(1.0, done / view.frames_total) if view.frames_total else 0.0
         return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
                 "done": view.frames_done, "preview_frame": view.preview_frame_idx,
@@ -315,7 +309,7 @@ class AnnotateHandlers:
         rows = []
         for v in jobs_api.list_my_jobs(self.store, caller, limit=30):
             rows.append([v.job_id, v.owner or "", ", ".join(f"#{t}" for t in v.track_ids), v.status,
-                         f"{v.frames_done}/{v.frames_total} ({v.percent:.0f}%)", f"{v.fps or 0:.1f}",
+                         jobs_api.frames_cell(v.frames_done, v.frames_tracked, v.frames_total), f"{v.fps or 0:.1f}",
                          format_eta(v.eta_s) if v.status == "running" else "", v.message or ""])
         return rows
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from queues.jobs_api import frames_cell, frames_tracked
+
 
 def format_bytes(value: int | None) -> str:
     if value is None:
@@ -72,7 +74,7 @@ def job_message(job) -> str:
 def jobs_rows(jobs, dataset_names: dict[int, str]) -> list[list]:
     return [
         [job.job_id, dataset_names.get(job.dataset_id, job.dataset_id), ", ".join(map(str, job.spec.track_ids)),
-         job.queue, job.status, f"{job.frames_done}/{job.frames_total}", f"{job.fps or 0:.1f}",
+         job.queue, job.status, frames_cell(job.frames_done, frames_tracked(job), job.frames_total), f"{job.fps or 0:.1f}",
          format_eta(job.eta_s) if job.status == "running" else "", job.worker or "", job_message(job)]
         for job in jobs
     ]
