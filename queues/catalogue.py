@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 from sam2_tracking.settings import Settings
+from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,35 @@ CANCEL_CHECK_CHUNKS = 8
 UPLOADED = "upload"  # the config / checkpoint_url of a model installed from uploaded files
 _CANCEL_KEY = "model_download_cancel:"
 CANCEL_QUEUED_NOTE = "cancel requested: a worker skips this download when it picks it up"
+
+
+class Throttle:
+    """due() is True at most once per interval_s, and (given every_calls) at least once per that many calls."""
+
+    def __init__(self, interval_s: float, every_calls: int | None = None) -> None:
+        self.interval_s, self.every_calls = interval_s, every_calls
+        self._last, self._calls = 0.0, 0
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        self._calls += 1
+        if now - self._last < self.interval_s and (self.every_calls is None or self._calls < self.every_calls):
+            return False
+        self._last, self._calls = now, 0
+        return True
+
+
+def progress_throttle() -> Throttle:
+    """How often a download's progress is written to the store (each model download and each job's model fetch)."""
+    return Throttle(PROGRESS_WRITE_INTERVAL_S)
+
+
+def cancel_throttle() -> Throttle:
+    """How often a download asks the store whether it was cancelled. It is asked once per 1 MB chunk, and reading the
+    store that often would cost more than the chunk; every CANCEL_CHECK_CHUNKS chunks it is read whatever the clock
+    says: on a fast link the rest of a checkpoint can arrive within one interval, and a cancel must still win over
+    swapping the new version in."""
+    return Throttle(CANCEL_CHECK_INTERVAL_S, every_calls=CANCEL_CHECK_CHUNKS)
 
 
 def ensure_default_models(store) -> None:
@@ -84,26 +114,14 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
     if record.status in ("queued", "updating") and record.error == CANCEL_QUEUED_NOTE:
         _settle(settings, store, name, error="download cancelled by an admin", status_if_missing="absent")
         return "cancelled"
-    last_write = [0.0]
-    last_cancel_check = [0.0]
-    chunks_since_check = [0]
+    progress_writes, cancel_checks = progress_throttle(), cancel_throttle()
 
     def on_progress(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S or (total is not None and done >= total):
-            last_write[0] = now
+        if progress_writes.due() or (total is not None and done >= total):
             store.update_model(name, status=busy, progress_bytes=done, total_bytes=total)
 
     def should_cancel() -> bool:
-        # Asked once per 1 MB chunk; reading the store that often would cost more than the chunk. Every
-        # CANCEL_CHECK_CHUNKS chunks it is read whatever the clock says: on a fast link the rest of a checkpoint
-        # can arrive within one interval, and a cancel must still win over swapping the new version in.
-        now = time.monotonic()
-        chunks_since_check[0] += 1
-        if now - last_cancel_check[0] < CANCEL_CHECK_INTERVAL_S and chunks_since_check[0] < CANCEL_CHECK_CHUNKS:
-            return False
-        last_cancel_check[0], chunks_since_check[0] = now, 0
-        return store.get_setting(_CANCEL_KEY + name, None) != token_at_start
+        return cancel_checks.due() and store.get_setting(_CANCEL_KEY + name, None) != token_at_start
 
     # A forced re-download of a usable model leaves it usable ("updating"): jobs and previews go on with the version
     # on disk until the new one is verified and swapped in.
@@ -219,7 +237,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
         record = store.get_model(name)
     except NotFound:
         record = None
-    if record is not None and record.status in ("queued", "downloading", "updating", "removing"):
+    if record is not None and (record.status in DOWNLOADING_MODEL_STATUSES or record.status == "removing"):
         raise ModelError(f"{name} is {record.status}: wait for that to finish (or cancel it), then upload")
     install_model_files(
         settings.model_dir, name, config_text, checkpoint_file,

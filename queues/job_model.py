@@ -14,7 +14,7 @@ import socket
 import threading
 import time
 
-from queues.catalogue import CANCEL_CHECK_INTERVAL_S, PROGRESS_WRITE_INTERVAL_S, UPLOADED, download_limits
+from queues.catalogue import UPLOADED, cancel_throttle, download_limits, progress_throttle
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,8 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
             return False
     finally:
         worker.current_job_id = None
-    # The runner claims the job again (this worker holds it, so it may); undo what this claim counted so that the
-    # runner's counts once: a first start leaves started_at empty again, a resume its count one lower.
-    if job.started_at is None:
-        store.update_job(job_id, error=None, started_at=None)
-    else:
-        store.update_job(job_id, error=None, resumed_count=claimed.resumed_count - 1)
+    # The runner claims the job again: this worker holds it, so the claim succeeds and counts no resume.
+    store.update_job(job_id, error=None)
     return True
 
 
@@ -106,13 +102,10 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
     if not record.usable:
         return _fail_job(store, job_id, worker_id, f"model {name!r} is {record.status} in the catalogue and not in "
                          f"{where}: wait until an admin's download finishes, then track again")
-    last_write = [0.0]
-    last_cancel_check = [0.0]
+    progress_writes, cancel_checks = progress_throttle(), cancel_throttle()
 
     def on_progress(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        if now - last_write[0] >= PROGRESS_WRITE_INTERVAL_S:
-            last_write[0] = now
+        if progress_writes.due():
             if store.job_lease(job_id, worker_id) != "ok":
                 return  # never overwrite the reason someone gave for a cancel
             of_total = f" of {total / 1e6:.0f}" if total else ""
@@ -120,12 +113,8 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
                              heartbeat_at=time.time())
 
     def should_cancel() -> bool:
-        now = time.monotonic()
-        if now - last_cancel_check[0] < CANCEL_CHECK_INTERVAL_S:
-            return False
-        last_cancel_check[0] = now
-        lease = store.job_lease(job_id, worker_id)
-        return lease != "ok"  # cancelled, or handed to another worker: either way this fetch is not needed now
+        # Cancelled, or handed to another worker: either way this fetch is not needed now.
+        return cancel_checks.due() and store.job_lease(job_id, worker_id) != "ok"
 
     store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}")
     log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,

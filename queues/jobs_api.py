@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from queues import dispatch
 from sam2_tracking.settings import Settings
+from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
 
 ANONYMOUS = "anonymous"
 # A browser-made anonymous id (e.g. a random token kept in localStorage): short and plain, as it is stored and shown.
@@ -107,13 +108,6 @@ def frames_tracked(job) -> int:
     return min(done, job.frames_total)
 
 
-def frames_cell(frames_done: int, frames_tracked: int, frames_total: int) -> str:
-    """A jobs table's progress cell: '25/30 (20 saved)' while frames wait for their batch's commit, else '20/30'."""
-    if frames_tracked > frames_done:
-        return f"{frames_tracked}/{frames_total} ({frames_done} saved)"
-    return f"{frames_done}/{frames_total}"
-
-
 def job_view(store, job) -> JobView:
     note = job.notification
     message = job.error
@@ -183,7 +177,7 @@ def list_downloads(store, caller: Caller) -> list[DownloadView]:
     if not caller.is_admin:
         raise JobAccessError("only the admin sees model downloads")
     return [DownloadView(m.name, m.status, m.progress_bytes, m.total_bytes, m.error) for m in store.list_models()
-            if m.status in ("queued", "downloading", "updating", "removing", "failed")]
+            if m.status in (*DOWNLOADING_MODEL_STATUSES, "removing", "failed")]
 
 
 def stop_all_jobs(settings: Settings, store, caller: Caller, reason: str) -> list[int]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from queues.runner import get_store
 from sam2_tracking.settings import Settings
 from tests.support.app_server import AppServer
+from tests.support.queue_harness import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -125,10 +124,8 @@ def test_viewer_routes_need_a_login_and_refuse_unknown_frames(secured_app):
     # with the same bytes it encoded on demand.
     from ui.frame_pack import packed_frames
 
-    deadline = time.monotonic() + 60
-    while packed_frames(server.data_dir / "viewer-frames", dataset.dataset_id, dataset.path) < dataset.frame_count:
-        assert time.monotonic() < deadline, "the app did not pack the video's frames"
-        time.sleep(0.2)
+    wait_for(lambda: packed_frames(server.data_dir / "viewer-frames", dataset.dataset_id, dataset.path)
+             >= dataset.frame_count, 60, "the app to pack the video's frames", 0.2)
     assert httpx.get(frame_url, cookies=cookies).content == response.content
     assert httpx.get(f"{server.url}viewer/frame/{dataset.dataset_id}/{dataset.frame_count}.jpg",
                      cookies=cookies).status_code == 404

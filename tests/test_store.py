@@ -266,9 +266,14 @@ def test_job_lifecycle(store, dataset):
     job = store.create_job(JobSpec(dataset.dataset_id, (tid,), 3, "tiny", "gpu", num_frames=10, direction="both"), 19)
     assert job.status == "queued" and job.spec.direction.value == "both" and job.frames_total == 19
     assert store.claim_job(job.job_id, "w1") and not store.claim_job(job.job_id, "w2")
+    started_at = store.get_job(job.job_id).started_at
+    # Claimed again by its holder (to fetch the model, then to track): not a resume.
+    assert store.claim_job(job.job_id, "w1")
+    assert store.get_job(job.job_id).resumed_count == 0 and store.get_job(job.job_id).started_at == started_at
     assert store.claim_job(job.job_id, "w2", stale_after_s=-1)  # w1 stopped heart-beating: taken over
     job = store.get_job(job.job_id)
     assert job.worker == "w2" and job.resumed_count == 1
+    assert store.claim_job(job.job_id, "w2") and store.get_job(job.job_id).resumed_count == 1
     store.write_job_batch(job.job_id, results(tid, [3, 4, 5]))
     store.write_job_batch(job.job_id, results(tid, [2, 1]))
     job = store.update_job(job.job_id, fps=2.5, eta_s=4.0, notification={

@@ -22,7 +22,6 @@ def app(tmp_path_factory):
     root = tmp_path_factory.mktemp("video-app")
     server = AppServer(root / "data", root / "models", SAM2T_WORKER_TOKEN=TOKEN, SAM2T_ADMIN_PASSWORD="admin-pw",
                        SAM2T_EMBED_CONSUMERS="none")
-    server.data_dir = root / "data"
     yield server
     server.stop()
 

@@ -114,14 +114,14 @@ def remove_model(settings: Settings, store, name: str, request: gr.Request | Non
 
 def cancel_model_download(settings: Settings, store, name: str, request: gr.Request | None) -> str:
     from queues.catalogue import request_download_cancel
-    from sam2_tracking.store import NotFound
+    from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES, NotFound
 
     require_admin(settings, request)
     if not name:
         raise user_error("Choose a model first.")
     try:
         status = store.get_model(name).status
-        if status not in ("queued", "downloading", "updating"):
+        if status not in DOWNLOADING_MODEL_STATUSES:
             raise user_error(f"{name} is {status}: there is no download to cancel.")
         request_download_cancel(store, name)
     except NotFound as exc:

@@ -21,7 +21,7 @@ from ui import viewer as vw
 from ui.admin import admin_state
 from ui.auth import is_admin
 from ui.errors import user_error
-from ui.views import format_eta, job_summary
+from ui.views import format_eta, frames_cell, job_summary
 
 
 def _whole_number(value, what: str) -> int:
@@ -309,7 +309,7 @@ class AnnotateHandlers:
         rows = []
         for v in jobs_api.list_my_jobs(self.store, caller, limit=30):
             rows.append([v.job_id, v.owner or "", ", ".join(f"#{t}" for t in v.track_ids), v.status,
-                         jobs_api.frames_cell(v.frames_done, v.frames_tracked, v.frames_total), f"{v.fps or 0:.1f}",
+                         frames_cell(v.frames_done, v.frames_tracked, v.frames_total), f"{v.fps or 0:.1f}",
                          format_eta(v.eta_s) if v.status == "running" else "", v.message or ""])
         return rows
 

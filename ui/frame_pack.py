@@ -72,12 +72,9 @@ def read_chunk_frame(path: Path, index: int) -> bytes | None:
         return None
     with handle:
         size = os.fstat(handle.fileno()).st_size
-        head = handle.read(len(MAGIC) + _COUNT.size)
-        if len(head) != len(MAGIC) + _COUNT.size or head[: len(MAGIC)] != MAGIC:
-            raise ValueError(f"{path.name}: not a frame chunk")
-        (count,) = _COUNT.unpack(head[len(MAGIC):])
+        count = _read_count(handle, path)
         table_bytes = 4 * (count + 1)
-        data_start = len(head) + table_bytes
+        data_start = len(MAGIC) + _COUNT.size + table_bytes
         if count > CHUNK_FRAMES or data_start > size or not 0 <= index < count:
             raise ValueError(f"{path.name}: frame table out of range")
         offsets = struct.unpack(f"<{count + 1}I", handle.read(table_bytes))
@@ -88,6 +85,14 @@ def read_chunk_frame(path: Path, index: int) -> bytes | None:
         return handle.read(end - begin)
 
 
+def _read_count(handle, path: Path) -> int:
+    """A chunk's frame count, read from its header; ValueError when the file is not a chunk."""
+    head = handle.read(len(MAGIC) + _COUNT.size)
+    if len(head) != len(MAGIC) + _COUNT.size or head[: len(MAGIC)] != MAGIC:
+        raise ValueError(f"{path.name}: not a frame chunk")
+    return _COUNT.unpack(head[len(MAGIC):])[0]
+
+
 def packed_frames(root: Path, dataset_id: int, path: str) -> int:
     """How many frames of a video are packed under root (what the benchmark and the tests wait for)."""
     folder = Path(root) / video_key(dataset_id, path)
@@ -95,9 +100,8 @@ def packed_frames(root: Path, dataset_id: int, path: str) -> int:
     for chunk in folder.glob("*.jpgs") if folder.is_dir() else ():
         try:
             with open(chunk, "rb") as handle:
-                head = handle.read(len(MAGIC) + _COUNT.size)
-            total += _COUNT.unpack(head[len(MAGIC):])[0]
-        except (OSError, struct.error):
+                total += _read_count(handle, chunk)
+        except (OSError, ValueError):
             continue
     return total
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from queues.jobs_api import frames_cell, frames_tracked
+from queues.jobs_api import frames_tracked
+from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
 
 
 def format_bytes(value: int | None) -> str:
@@ -35,7 +36,7 @@ def models_rows(models) -> list[list]:
     rows = []
     for model in models:
         progress = ""
-        if model.status in ("downloading", "updating", "queued") and model.progress_bytes is not None:
+        if model.status in DOWNLOADING_MODEL_STATUSES and model.progress_bytes is not None:
             progress = format_bytes(model.progress_bytes)
             if model.total_bytes:
                 progress += f" of {format_bytes(model.total_bytes)} ({100 * model.progress_bytes / model.total_bytes:.0f}%)"
@@ -59,6 +60,13 @@ def worker_models_cell(worker_models, ready: list[str]) -> str:
         return "none"
     return ", ".join(f"{name.removeprefix('sam2.1_hiera_')} {'✓' if name in worker_models else '–'}"
                      for name in names)
+
+
+def frames_cell(frames_done: int, frames_tracked: int, frames_total: int) -> str:
+    """A jobs table's progress cell: '25/30 (20 saved)' while frames wait for their batch's commit, else '20/30'."""
+    if frames_tracked > frames_done:
+        return f"{frames_tracked}/{frames_total} ({frames_done} saved)"
+    return f"{frames_done}/{frames_total}"
 
 
 def job_message(job) -> str:

@@ -19,6 +19,7 @@ from .exchange import ExchangeMixin
 from .jobs import JobsMixin
 from .records import (
     DATASET_KINDS,
+    DOWNLOADING_MODEL_STATUSES,
     JOB_STATUSES,
     MODEL_STATUSES,
     CreateTrack,
@@ -55,7 +56,7 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 __all__ = [
-    "DATASET_KINDS", "JOB_STATUSES", "MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
+    "DATASET_KINDS", "DOWNLOADING_MODEL_STATUSES", "JOB_STATUSES", "MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
     "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "ModelRecord", "NotFound",
     "RevisionConflict", "SavedRevision", "Store", "StoreError", "Track", "UpdateTrack", "UpsertKeyframe", "Worker",
     "open_store", "spec_from_json", "spec_to_json",

@@ -218,16 +218,18 @@ class JobsMixin:
     def claim_job(self, job_id: int, worker: str, stale_after_s: float = 60.0) -> bool:
         """Atomically make `worker` the job's runner. Succeeds for a queued job, a running job whose heartbeat is
         older than stale_after_s (its worker died), or one this worker already holds; False otherwise, and always
-        False once a cancel was requested. A job that had started before counts as resumed."""
+        False once a cancel was requested. A job that had started before counts as resumed, unless this worker
+        already holds it (a consumer claims a job to fetch its model, then its runner claims it again)."""
         now = time.time()
         with self._write() as conn:
             _load_job(conn, job_id)
             cur = conn.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, heartbeat_at = ?, finished_at = NULL,"
-                " resumed_count = resumed_count + CASE WHEN started_at IS NULL THEN 0 ELSE 1 END, started_at = COALESCE(started_at, ?)"
+                " resumed_count = resumed_count + CASE WHEN started_at IS NULL OR (status = 'running' AND worker = ?)"
+                " THEN 0 ELSE 1 END, started_at = COALESCE(started_at, ?)"
                 " WHERE job_id = ? AND undone_at IS NULL AND cancel_requested = 0 AND (status = 'queued' OR (status = 'running' AND"
                 " (worker = ? OR heartbeat_at IS NULL OR heartbeat_at < ?)))",
-                (worker, now, now, job_id, worker, now - stale_after_s),
+                (worker, now, worker, now, job_id, worker, now - stale_after_s),
             )
             return cur.rowcount == 1
 

@@ -20,6 +20,8 @@ MODEL_STATUSES = ("absent", "queued", "downloading", "updating", "ready", "faile
 # Jobs and previews may use a model in these. "updating": a forced re-download is queued or running while the verified
 # version on disk keeps serving (it is swapped in by one rename when the new one is verified).
 USABLE_MODEL_STATUSES = ("ready", "updating")
+# A download of the model is queued or running (an admin may cancel it; progress is shown).
+DOWNLOADING_MODEL_STATUSES = ("queued", "downloading", "updating")
 DATASET_KINDS = ("video", "images")
 
 
