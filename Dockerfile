@@ -31,6 +31,7 @@ COPY assets/ assets/
 COPY sam2_tracking/ sam2_tracking/
 COPY queues/ queues/
 COPY ui/ ui/
+COPY web/ web/
 
 RUN useradd --create-home --uid 1000 sam2 && mkdir -p /data && chown sam2:sam2 /data
 USER 1000

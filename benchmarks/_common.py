@@ -59,7 +59,7 @@ def write_clip(folder: Path, frames: int, objects: int, width: int, height: int)
 
 def model_dir(image_size: int) -> Path:
     """The test model (SAM2.1 Tiny architecture, seeded random weights) at this image size, built once."""
-    from sam2_tracking.testmodel import CHECKPOINT_NAME, CONFIG_NAME, build_test_model
+    from sam2_tracking.models.testmodel import CHECKPOINT_NAME, CONFIG_NAME, build_test_model
 
     out = Path(os.environ.get("SAM2T_TEST_CACHE", REPO / ".cache")) / f"testmodel-{image_size}-seed0"
     if not ((out / CONFIG_NAME).is_file() and (out / CHECKPOINT_NAME).is_file()):
@@ -94,7 +94,7 @@ def _digest(mask: np.ndarray | None, shape: tuple[int, int]) -> str:
 def _worker(spec: dict) -> dict:
     import torch
 
-    from sam2_tracking.models import inference_context, load_predictor
+    from sam2_tracking.models.catalogue import inference_context, load_predictor
 
     if spec.get("threads"):
         torch.set_num_threads(int(spec["threads"]))
@@ -134,9 +134,9 @@ def _worker(spec: dict) -> dict:
                     record(frame_idx, list(masks), shape)
             del state
     else:
-        from sam2_tracking.tracker import track_objects
+        from sam2_tracking.engine.tracker import track_objects
+        from sam2_tracking.engine.video import open_video
         from sam2_tracking.types import Box, Direction, ObjectSeeds, Seed
-        from sam2_tracking.video import open_video
 
         seeds = [ObjectSeeds(o["track_id"], (Seed(o["frame"], box=Box(*o["box"])),)) for o in objects]
         with open_video(spec["clip_dir"]) as frames:

@@ -4,7 +4,7 @@
         [--job-image-size 256] [--skip-job]
 
 Without --video it writes its own 1080p H.264 clip (moving shapes over a textured background, GOP 30, B-frames).
-Feeder: the clip's frames through sam2_tracking.feeder.FrameFeeder (decode, PIL resize to image-size, uint8 hand-over)
+Feeder: the clip's frames through sam2_tracking.engine.feeder.FrameFeeder (decode, PIL resize to image-size, uint8 hand-over)
 with 1 and 2 worker threads, timed in wall time from the consumer's side; CPU ms per frame by stage (thread time).
 Decodes: a tracking job (the test model, random weights, at --job-image-size) forward, backward and both over the
 clip's first --job-frames frames, with a preview every 5 % as the runner asks for, counting the frames the decoder
@@ -55,8 +55,8 @@ def write_h264_clip(path: Path, frames: int, width: int = 1920, height: int = 10
 
 
 def feed(video: Path, frames: int, image_size: int, threads: int) -> dict:
-    from sam2_tracking.feeder import FrameFeeder
-    from sam2_tracking.video import open_video
+    from sam2_tracking.engine.feeder import FrameFeeder
+    from sam2_tracking.engine.video import open_video
 
     with open_video(video) as source:
         count = min(frames, source.frame_count)
@@ -78,11 +78,11 @@ def decodes_per_frame(video: Path, frames: int, image_size: int, direction: str)
     them: frames the decoder produced per frame tracked."""
     import torch
 
-    from queues.plan import is_notification_frame
-    from sam2_tracking.models import load_predictor
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
+    from sam2_tracking.engine.video import open_video
+    from sam2_tracking.jobs.plan import is_notification_frame
+    from sam2_tracking.models.catalogue import load_predictor
     from sam2_tracking.types import Box, Direction, ObjectSeeds, Seed
-    from sam2_tracking.video import open_video
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     predictor = load_predictor(model_dir(image_size), "cpu")
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-job", action="store_true")
     args = parser.parse_args(argv)
     video = args.video or write_h264_clip(REPO / ".cache" / "bench-clips" / "feeder-1080p-240f-g30.mp4", 240)
-    from sam2_tracking.video import probe_video
+    from sam2_tracking.engine.video import probe_video
 
     info = probe_video(video)
     one = feed(video, args.frames, args.image_size, 1)

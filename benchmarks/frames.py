@@ -5,7 +5,7 @@
 Runs the real app (`python app.py`, no embedded consumer) on a temporary data folder holding one video with three
 tracks that carry a mask on every frame, opens it in Debian's Chromium (Playwright), and measures inside the page:
   p50_ms / p95_ms   a random frame (window.sam2Viewer.seek) until it is painted with the 3 tracks' overlays, once the
-                    app has packed the video's frames as JPEG (ui/frame_pack.py; pack_s says how long that took)
+                    app has packed the video's frames as JPEG (web/frame_pack.py; pack_s says how long that took)
   cold_p50_ms / cold_p95_ms   the same on first opening the video, while the packing runs (frames decoded on demand)
   step_p95_ms       a right-arrow key press until the next frame is painted with its overlays (stepping forward)
 Without --video it makes a 10 s 1080p H.264 clip (30 fps, a keyframe every 30 frames) with ffmpeg.
@@ -91,7 +91,7 @@ def main() -> int:
     from sam2_tracking.settings import Settings
     from tests.support.app_server import AppServer
     from tests.support.browser import chromium_browser
-    from ui.frame_pack import packed_frames
+    from web.frame_pack import packed_frames
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -104,7 +104,7 @@ def boxes(objects: int, width: int, height: int) -> list[list[int]]:
 def run_stock(predictor, jpegs: Path, objects: int, width: int, height: int, device: str) -> dict:
     import numpy as np
 
-    from sam2_tracking.models import inference_context
+    from sam2_tracking.models.catalogue import inference_context
 
     masks = {}
     _reset_peak(device)
@@ -129,9 +129,9 @@ def run_ours(predictor, video: Path, objects: int, width: int, height: int, devi
              feeder_threads: int | None) -> dict:
     import numpy as np
 
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
+    from sam2_tracking.engine.video import open_video
     from sam2_tracking.types import Box, Direction, ObjectSeeds, Seed
-    from sam2_tracking.video import open_video
 
     seeds = [ObjectSeeds(k + 1, (Seed(0, box=Box(*box)),)) for k, box in enumerate(boxes(objects, width, height))]
     masks = {}
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         compile_this = args.device.startswith("cuda") and not args.skip_compiled and (model == "tiny" or not
                                                                                        args.quick)
         if compile_this:
-            from sam2_tracking.tracker import compiled_predictor
+            from sam2_tracking.engine.tracker import compiled_predictor
 
             t0 = time.perf_counter()
             compiled = compiled_predictor(predictor)

@@ -76,10 +76,10 @@ def wait_job(store, job_id: int, timeout_s: float = 1800):
 
 
 def bare_tracker_fps(model_dir: Path, clip: Path, box: list[int], frames: int) -> float:
-    from sam2_tracking.models import load_predictor
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
+    from sam2_tracking.engine.video import open_video
+    from sam2_tracking.models.catalogue import load_predictor
     from sam2_tracking.types import Box, ObjectSeeds, Seed
-    from sam2_tracking.video import open_video
 
     predictor = load_predictor(model_dir, device="cpu")
     objects = [ObjectSeeds(1, (Seed(0, box=Box(*box)),))]
@@ -105,10 +105,10 @@ def main() -> None:
     from queues.dispatch import enqueue_tracking_job
     from queues.runner import get_store
     from sam2_tracking.library import add_video
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
+    from sam2_tracking.models.testmodel import build_test_model
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
-    from sam2_tracking.testmodel import build_test_model
     from sam2_tracking.types import Box, JobSpec
 
     work = Path(tempfile.mkdtemp(prefix="sam2-job-bench-"))

@@ -88,7 +88,7 @@ def prepare(work: Path, clients: int, jobs_per_client: int, frames: int, import_
     from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
     from sam2_tracking.formats.dive import write_dive_json
     from sam2_tracking.library import add_video
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
     from sam2_tracking.types import Box

@@ -4,7 +4,7 @@
 
 Runs the real app (`python app.py` with its embedded CPU consumer, which serves the preview queue) on a temporary
 data folder with the sample clip and the random-weight SAM2.1 Tiny test model at --image-size, opens it in Debian's
-Chromium (Playwright) and clicks on the frame viewer. Measured inside the page by ui/static/preview.js, from the
+Chromium (Playwright) and clicks on the frame viewer. Measured inside the page by web/static/preview.js, from the
 viewer's edit event to the answer's mask handed to the viewer:
   first_click_ms   the first click on a frame (image encoder + prompt encoder + mask decoder + memory encoder)
   next_click_ms    each further click on that frame (the frame's image features are reused)
@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from queues.runner import get_store
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
     from tests.conftest import cached_test_model
     from tests.support.app_server import AppServer

@@ -1,4 +1,4 @@
-"""The store's model catalogue kept in step with the workers' model store (sam2_tracking.model_files).
+"""The store's model catalogue kept in step with the workers' model store (sam2_tracking.models.files).
 
 Default models are listed on start; a consumer runs downloads (run_model_download, called by the Huey task), an admin
 may cancel one (request_download_cancel), a consumer starting up resets downloads that a killed process left at
@@ -58,7 +58,7 @@ def cancel_throttle() -> Throttle:
 
 def ensure_default_models(store) -> None:
     """List every default model in the store (as not downloaded) unless it is there already."""
-    from sam2_tracking.models import DEFAULT_MODELS
+    from sam2_tracking.models.catalogue import DEFAULT_MODELS
     from sam2_tracking.store import NotFound
 
     for entry in DEFAULT_MODELS.values():
@@ -70,7 +70,7 @@ def ensure_default_models(store) -> None:
 
 
 def download_limits(settings: Settings):
-    from sam2_tracking.models import DownloadLimits
+    from sam2_tracking.models.catalogue import DownloadLimits
 
     return DownloadLimits(max_checkpoint_bytes=settings.max_checkpoint_bytes,
                           connect_timeout_s=float(settings.download_connect_timeout_seconds),
@@ -95,7 +95,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
 
     Returns "ready" or "cancelled"; a failure is recorded on the model and raised. When a (forced) re-download fails
     or is cancelled, the version already on disk stays in use and the model stays "ready"."""
-    from sam2_tracking.models import DownloadCancelled, ModelEntry, ModelError, download_model, model_status
+    from sam2_tracking.models.catalogue import DownloadCancelled, ModelEntry, ModelError, download_model, model_status
 
     token_at_start = store.get_setting(_CANCEL_KEY + name, None)  # read first: a later request changes it
     record = store.get_model(name)  # NotFound if an admin removed it while the download waited in the queue
@@ -149,7 +149,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
 def _settle(settings: Settings, store, name: str, error: str, status_if_missing: str = "failed") -> None:
     """Set `name`'s status from what is on disk after a download stopped: "ready" if a verified version is there
     (a failed re-download keeps it), else status_if_missing, with the error as the note."""
-    from sam2_tracking.models import model_status
+    from sam2_tracking.models.catalogue import model_status
 
     manifest = model_status(settings.model_dir, name)
     if manifest is not None:
@@ -168,7 +168,7 @@ def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None
     holds its lock (a killed process loses its flock). A "downloading" status with no trace here may belong to a
     consumer on another machine: it is reset only once it has written no progress for stale_after_s (default: four
     read timeouts plus a minute, longer than any stall a live download survives)."""
-    from sam2_tracking.models import clear_interrupted, download_in_progress, interrupted_download
+    from sam2_tracking.models.catalogue import clear_interrupted, download_in_progress, interrupted_download
 
     if stale_after_s is None:
         stale_after_s = 4 * settings.download_read_timeout_seconds + 60
@@ -207,7 +207,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
     known size (and SHA-256 where known); any other name needs a config. The same checks as a download apply; a model
     already there stays in use until the new files are verified. Returns a message for the admin. The model store
     must be the one the consumers read (same machine or shared disk)."""
-    from sam2_tracking.models import (
+    from sam2_tracking.models.catalogue import (
         DEFAULT_MODELS,
         MAX_CONFIG_BYTES,
         ModelError,
@@ -248,7 +248,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
         sha256=default.sha256 if default else None,
         limits=download_limits(settings),
     )
-    from sam2_tracking.models import model_status
+    from sam2_tracking.models.catalogue import model_status
 
     manifest = model_status(settings.model_dir, name) or {}
     if default is not None:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from queues import tasks
 from queues.config import STALE_AFTER_S, UnknownQueueError
-from queues.seeds import seeds_to_json
 from queues.worker import worker_is_dead
+from sam2_tracking.jobs.seeds import seeds_to_json
 from sam2_tracking.settings import Settings
 from sam2_tracking.types import JobSpec, SeedError
 
@@ -82,7 +82,7 @@ def validate_job_spec(settings: Settings, store, spec: JobSpec):
 
 def enqueue_tracking_job(settings: Settings, store, spec: JobSpec, owner: str | None = None) -> Enqueued:
     """Validate spec, record the job (started by `owner`, see queues.jobs_api.Caller) and put it on its queue."""
-    from queues.plan import job_frames
+    from sam2_tracking.jobs.plan import job_frames
 
     dataset, seeds_json = validate_job_spec(settings, store, spec)
     spec = dataclasses.replace(spec, extra={**spec.extra, "seeds": seeds_json})

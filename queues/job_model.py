@@ -3,7 +3,7 @@ own model folder lacks it (or holds another version), before the runner starts.
 
 Consumers on other machines share no disk with the app or each other (README "Deployment"): an admin's download goes
 to one consumer of a queue, and every other consumer fetches a ready model itself when a job needs it, with the
-Admin download's code (sam2_tracking.model_files) and checked against the catalogue's size and SHA-256. The Huey task
+Admin download's code (sam2_tracking.models.files) and checked against the catalogue's size and SHA-256. The Huey task
 (queues.tasks.track) calls fetch_model_for_job, then queues.runner.
 """
 
@@ -39,7 +39,7 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     the next try). Returns True when the runner should take the job from here; False when it ended here (failed:
     its message says why and what to do, and a refused file is deleted; or cancelled) or another worker holds it."""
     from queues.config import STALE_AFTER_S
-    from sam2_tracking.models import model_status
+    from sam2_tracking.models.catalogue import model_status
 
     job = store.get_job(job_id)
     name = job.spec.model_name
@@ -84,8 +84,8 @@ def _matches_catalogue(record, manifest: dict) -> bool:
 
 def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool = False) -> bool:
     """Fetch the job's model (replace: a different version is here; it stays in use until the new one is verified)."""
-    from sam2_tracking.model_files import discard_download
-    from sam2_tracking.models import DownloadCancelled, ModelError, download_model
+    from sam2_tracking.models.catalogue import DownloadCancelled, ModelError, download_model
+    from sam2_tracking.models.files import discard_download
     from sam2_tracking.store import NotFound
 
     job_id, name = job.job_id, job.spec.model_name
@@ -139,7 +139,7 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
 def _catalogue_entry(record):
     """The download entry for a catalogue row, checked as an admin's entry is: the database is shared by several
     machines, so its rows are input to a consumer. Raises ModelError for a model that has no URL to fetch from."""
-    from sam2_tracking.models import DEFAULT_MODELS, ModelEntry, ModelError, custom_model_entry
+    from sam2_tracking.models.catalogue import DEFAULT_MODELS, ModelEntry, ModelError, custom_model_entry
 
     if record.config == UPLOADED or record.checkpoint_url == UPLOADED:
         raise ModelError("it was installed from uploaded files, so there is no URL to fetch it from: upload it in "
@@ -167,7 +167,7 @@ def model_here_or_fetching(settings: Settings, record) -> str | None:
     caller); otherwise a message for the page, after
     starting, once, a background fetch of it with the same verified download a job uses. The next preview after the
     fetch finishes runs; one that failed says why once, and the preview after that tries again."""
-    from sam2_tracking.models import ModelError, model_status
+    from sam2_tracking.models.catalogue import ModelError, model_status
 
     name = record.name
     manifest = model_status(settings.model_dir, name)
@@ -193,8 +193,8 @@ def model_here_or_fetching(settings: Settings, record) -> str | None:
 
 
 def _fetch_for_previews(settings: Settings, entry, key: tuple[str, str], replace: bool) -> None:
-    from sam2_tracking.model_files import discard_download
-    from sam2_tracking.models import ModelError, download_model
+    from sam2_tracking.models.catalogue import ModelError, download_model
+    from sam2_tracking.models.files import discard_download
 
     log.info("model %s is not in %s; fetching it for previews from %s", entry.name, settings.model_dir,
              entry.checkpoint_url)

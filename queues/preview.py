@@ -26,7 +26,7 @@ from huey.api import TaskWrapper
 from huey.consumer import Consumer
 
 from queues.config import STALE_AFTER_S, get_store
-from sam2_tracking.remote_video import VideoFetchError, local_video_path
+from sam2_tracking.engine.remote_video import VideoFetchError, local_video_path
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def request_preview(
     wait for it. Raises PreviewError (nothing saved, nothing queued when the request itself is wrong)."""
     from huey.exceptions import HueyException, TaskException
 
-    from queues.seeds import seed_to_json
+    from sam2_tracking.jobs.seeds import seed_to_json
     from sam2_tracking.store import NotFound
 
     started = time.perf_counter()
@@ -169,7 +169,7 @@ def request_preview(
         raise PreviewError(answer["error"])
     preview_mask = None
     if answer["present"]:
-        from sam2_tracking.masks import rle_to_mask
+        from sam2_tracking.engine.masks import rle_to_mask
 
         preview_mask = rle_to_mask(answer["rle"], expected_size=(dataset.height, dataset.width))
     return PreviewAnswer(
@@ -215,13 +215,13 @@ class _Worker:
     """What the preview thread keeps between requests: the engine (cached frame states) and open videos."""
 
     def __init__(self) -> None:
-        from sam2_tracking.preview import PreviewEngine
+        from sam2_tracking.engine.preview import PreviewEngine
 
         self.engine = PreviewEngine()
         self.videos: OrderedDict[str, object] = OrderedDict()
 
     def video(self, path: str):
-        from sam2_tracking.video import open_video
+        from sam2_tracking.engine.video import open_video
 
         source = self.videos.get(path)
         if source is None:
@@ -239,13 +239,13 @@ _consumers: list[Consumer] = []
 def serve_preview(payload: dict) -> dict:
     """The preview task, run by a consumer's preview thread: {"error": message} or the answer for the page."""
     from queues.job_model import model_here_or_fetching
-    from queues.seeds import seed_from_json
     from queues.worker import identity_for, model_device, served_settings
-    from sam2_tracking.masks import mask_to_rle
-    from sam2_tracking.models import ModelError, load_predictor
+    from sam2_tracking.engine.masks import mask_to_rle
+    from sam2_tracking.engine.video import VideoError
+    from sam2_tracking.jobs.seeds import seed_from_json
+    from sam2_tracking.models.catalogue import ModelError, load_predictor
     from sam2_tracking.store import NotFound
     from sam2_tracking.types import SeedError
-    from sam2_tracking.video import VideoError
 
     settings = served_settings()
     queue = str(payload["queue"])

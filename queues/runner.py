@@ -15,9 +15,9 @@ import numpy as np
 
 # get_store is also imported from here by app.py and tests written before config.py held it.
 from queues.config import STALE_AFTER_S, get_store
-from queues.plan import job_frames, notification_frames
-from queues.seeds import seeds_from_json
 from queues.worker import WorkerIdentity, model_device
+from sam2_tracking.jobs.plan import job_frames, notification_frames
+from sam2_tracking.jobs.seeds import seeds_from_json
 from sam2_tracking.settings import Settings
 from sam2_tracking.store.jobs import LeaseLost
 from sam2_tracking.types import Direction, FrameMask, JobSpec, ObjectSeeds, TrackingProgress
@@ -45,7 +45,7 @@ def run_tracking_job(settings: Settings, job_id: int, worker: WorkerIdentity) ->
     A worker that loses the job to another (its heartbeat went stale and a live consumer re-queued the job) stops
     quietly at its next frame or commit and leaves the job alone: the job is the new holder's now.
     """
-    from sam2_tracking.tracker import TrackingCancelled
+    from sam2_tracking.engine.tracker import TrackingCancelled
 
     store = get_store(settings)
     job = store.get_job(job_id)
@@ -110,10 +110,10 @@ class _JobRun:
         self.notified: set[int] = set()
 
     def run(self) -> None:
-        from sam2_tracking.models import load_predictor
-        from sam2_tracking.remote_video import local_video_path
-        from sam2_tracking.tracker import track_objects
-        from sam2_tracking.video import open_video
+        from sam2_tracking.engine.remote_video import local_video_path
+        from sam2_tracking.engine.tracker import track_objects
+        from sam2_tracking.engine.video import open_video
+        from sam2_tracking.models.catalogue import load_predictor
 
         dataset = self.store.get_dataset(self.spec.dataset_id)
         committed = self.store.job_frames_written(self.job.job_id)
@@ -131,7 +131,7 @@ class _JobRun:
         device = model_device(self.worker.device)
         predictor = load_predictor(model_path, device=device)
         if self.worker.compile_model:
-            from sam2_tracking.tracker import compiled_predictor
+            from sam2_tracking.engine.tracker import compiled_predictor
 
             predictor = compiled_predictor(predictor)
         resume = self._resume_point(device, all_frames, committed)
@@ -204,7 +204,7 @@ class _JobRun:
     def _resume_point(self, device: str, all_frames: list[int], committed: set[int]):
         """The saved tracking state of this job, when there is one every frame up to which is committed; else None
         (tracking restarts from the seeds and skips the committed frames)."""
-        from sam2_tracking.tracker import load_resume_point
+        from sam2_tracking.engine.tracker import load_resume_point
 
         path = resume_point_path(self.settings, self.job.job_id)
         if not committed or not path.exists():
@@ -238,7 +238,7 @@ class _JobRun:
 
     # -- called in the writer thread
     def commit(self, batch, committed: set[int]) -> None:
-        from sam2_tracking.tracker import save_resume_point
+        from sam2_tracking.engine.tracker import save_resume_point
 
         fresh = [result for result in batch if result.frame_idx not in committed]
         if fresh:
@@ -317,7 +317,7 @@ def _preview_jpeg(rgb: np.ndarray, results: list[FrameMask]) -> bytes:
 def _overlay_jpeg(rgb: np.ndarray, layers: list) -> bytes:
     from PIL import Image
 
-    from sam2_tracking.masks import draw_overlay, resize_for_preview
+    from sam2_tracking.engine.masks import draw_overlay, resize_for_preview
 
     overlay = draw_overlay(rgb, layers)
     buffer = io.BytesIO()

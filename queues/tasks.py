@@ -1,5 +1,5 @@
 """The Huey tasks, defined once at module level: thin wrappers that hand the work to queues.runner and
-sam2_tracking.models.
+sam2_tracking.models.catalogue.
 
 Queue names come from the settings, so there is no module-level Huey instance to decorate; huey_for() registers
 these same functions on each queue's instance (their registry names stay queues.tasks.<name>). A task runs in a
@@ -83,7 +83,7 @@ def run_model_download(settings: Settings, name: str, force: bool = False) -> st
 def run_model_removal(settings: Settings, name: str) -> str:
     """Delete model `name` from this worker's model store; a default model goes back to 'absent' in the catalogue,
     a custom one leaves it."""
-    from sam2_tracking.models import remove_model
+    from sam2_tracking.models.catalogue import remove_model
 
     store = get_store(settings)
     record = store.get_model(name)

@@ -77,7 +77,7 @@ def describe_device(requested: str) -> str:
 
     Imports torch, so consumers call it once at start-up (after any fork), never the app's UI process.
     """
-    from sam2_tracking.models import choose_device
+    from sam2_tracking.models.catalogue import choose_device
 
     device = choose_device() if requested == "auto" else requested
     if device.startswith("cuda"):
@@ -136,7 +136,7 @@ class Heartbeat(threading.Thread):
     def beat_once(self) -> None:
         models = None
         if self.model_dir is not None:
-            from sam2_tracking.model_files import verified_models
+            from sam2_tracking.models.files import verified_models
 
             models = verified_models(self.model_dir)  # a directory listing and a small JSON read per model
         for identity in self.identities:

@@ -1,3 +1,3 @@
-from .cli import main
+from sam2_tracking.cli import main
 
 raise SystemExit(main())

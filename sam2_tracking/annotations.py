@@ -11,8 +11,8 @@ from functools import cached_property
 
 import numpy as np
 
-from .masks import mask_to_rle, rle_to_mask
-from .types import Box, Click
+from sam2_tracking.engine.masks import mask_to_rle, rle_to_mask
+from sam2_tracking.types import Box, Click
 
 
 class FormatError(ValueError):

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .formats.files import EXPORT_FORMATS, IMPORT_FORMATS
+from sam2_tracking.formats.files import EXPORT_FORMATS, IMPORT_FORMATS
 
 PROG = "python -m sam2_tracking"
 
@@ -65,9 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .formats.model import FormatError
-    from .store.records import StoreError
-    from .types import SeedError
+    from sam2_tracking.formats.model import FormatError
+    from sam2_tracking.store.records import StoreError
+    from sam2_tracking.types import SeedError
 
     try:
         if args.command == "track":
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def parse_box(text: str):
-    from .types import Box
+    from sam2_tracking.types import Box
 
     parts = text.replace(" ", "").split(",")
     try:
@@ -107,7 +107,7 @@ def parse_point(text: str, what: str):
 
 def parse_object(spec: str, default_label: str) -> dict:
     """One --object SPEC as {"label", "box", "clicks", "mask"} (mask: a PNG path); ValueError names the fault."""
-    from .types import Click
+    from sam2_tracking.types import Click
 
     out: dict = {"label": default_label, "box": None, "clicks": [], "mask": None}
     for item in spec.split(";"):
@@ -150,7 +150,7 @@ def resolve_model_dir(name_or_dir: str) -> Path:
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
         return path
-    from .settings import load_settings
+    from sam2_tracking.settings import load_settings
 
     model_dir = load_settings().model_dir
     candidate = model_dir / name_or_dir
@@ -158,7 +158,7 @@ def resolve_model_dir(name_or_dir: str) -> Path:
         return candidate
     raise ValueError(
         f"--model {name_or_dir!r} is neither a folder nor a downloaded model in {model_dir}: give the folder holding "
-        "config.yaml and checkpoint.pt (python -m sam2_tracking.testmodel writes one), or download the model first"
+        "config.yaml and checkpoint.pt (python -m sam2_tracking.models.testmodel writes one), or download the model first"
     )
 
 
@@ -177,13 +177,13 @@ def run_track(args: argparse.Namespace) -> Path:
 
     from tqdm import tqdm
 
-    from .formats.files import image_names, write_annotations
-    from .formats.maskzip import png_to_mask
-    from .models import load_predictor
-    from .store import UpsertKeyframe, open_store
-    from .tracker import track_objects
-    from .types import Direction, JobSpec, ObjectSeeds
-    from .video import open_video
+    from sam2_tracking.engine.tracker import track_objects
+    from sam2_tracking.engine.video import open_video
+    from sam2_tracking.formats.files import image_names, write_annotations
+    from sam2_tracking.formats.maskzip import png_to_mask
+    from sam2_tracking.models.catalogue import load_predictor
+    from sam2_tracking.store import UpsertKeyframe, open_store
+    from sam2_tracking.types import Direction, JobSpec, ObjectSeeds
 
     objects = seed_objects(args)
     model_dir = resolve_model_dir(args.model)
@@ -243,8 +243,8 @@ def run_track(args: argparse.Namespace) -> Path:
 def run_convert(args: argparse.Namespace) -> Path:
     from dataclasses import replace
 
-    from .formats.files import export_notes, image_names, load_annotations, write_annotations
-    from .formats.model import FormatError
+    from sam2_tracking.formats.files import export_notes, image_names, load_annotations, write_annotations
+    from sam2_tracking.formats.model import FormatError
 
     if args.video is None:
         annotations = load_annotations(args.input, args.from_format, limits=import_limits())
@@ -253,7 +253,7 @@ def run_convert(args: argparse.Namespace) -> Path:
         report(annotations.warnings, "not imported from " + str(args.input))
         report(export_notes(annotations, args.format), "not exported")
         return write_annotations(annotations, args.output, args.format)
-    from .video import open_video
+    from sam2_tracking.engine.video import open_video
 
     with open_video(args.video) as frames:
         # Read against the video's size: every size the file declares is checked before a mask is decoded.
@@ -275,8 +275,8 @@ def run_convert(args: argparse.Namespace) -> Path:
 
 def import_limits():
     """The import limits of the environment's settings (SAM2T_MAX_...)."""
-    from .formats.limits import ImportLimits
-    from .settings import load_settings
+    from sam2_tracking.formats.limits import ImportLimits
+    from sam2_tracking.settings import load_settings
 
     return ImportLimits.from_settings(load_settings())
 

@@ -11,8 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .store import CreateTrack, Dataset, UpsertKeyframe
-from .types import Box
+from sam2_tracking.store import CreateTrack, Dataset, UpsertKeyframe
+from sam2_tracking.types import Box
 
 # Video containers FFmpeg reads here, and a zip of JPEG/PNG frames.
 UPLOAD_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip")
@@ -20,13 +20,13 @@ UPLOAD_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".zip")
 
 def add_video(store, path: str | os.PathLike, name: str | None = None, max_frame_pixels: int | None = None) -> Dataset:
     """Probe `path` (raises VideoError for files that are not a readable video or image sequence) and add it."""
-    from .video import probe_video
+    from sam2_tracking.engine.video import probe_video
 
     path = Path(path).resolve()
     info = probe_video(path)
     if max_frame_pixels is not None:
         # Decoded frames can be larger than a lying container header said; refuse those too before storing.
-        from .upload_checks import check_frame_size
+        from sam2_tracking.upload_checks import check_frame_size
 
         check_frame_size(info.width, info.height, max_frame_pixels, path.name)
     return store.add_dataset(name or path.name, str(path), info.kind, info.frame_count, info.fps, info.width,
@@ -39,7 +39,7 @@ def add_uploaded_video(store, settings, source: str | os.PathLike, name: str | N
     Raises VideoError (UploadError for a broken limit) with nothing stored: the checks run on the upload itself,
     before the copy, and a copy that then fails to probe is removed.
     """
-    from .upload_checks import UploadError, check_video_upload
+    from sam2_tracking.upload_checks import UploadError, check_video_upload
 
     source = Path(source)
     if source.suffix.lower() not in UPLOAD_SUFFIXES:

@@ -80,7 +80,7 @@ class Settings:
     max_checkpoint_bytes: int = 2_000_000_000  # a model download or upload; SAM2.1 Large is 898 MB
     download_connect_timeout_seconds: int = 15
     download_read_timeout_seconds: int = 60  # the longest a download waits for its next bytes (not the whole file)
-    # The viewer's frames encoded once as JPEG on disk (ui/frame_pack.py): ~100-300 KB a 1080p frame, so 2 GiB holds
+    # The viewer's frames encoded once as JPEG on disk (web/frame_pack.py): ~100-300 KB a 1080p frame, so 2 GiB holds
     # 7,000-20,000 frames around where people work; 0 turns it off (every frame decoded on demand).
     viewer_cache_bytes: int = 2 * 1024**3
     # Consumers on other machines (README "Deployment"): the app serves videos to holders of worker_token, and a

@@ -12,7 +12,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from .video import IMAGE_EXTENSIONS, VideoError
+from sam2_tracking.engine.video import IMAGE_EXTENSIONS, VideoError
 
 # The decoders an image frame may use: a member named .png that is really a TIFF or a PSD must not reach
 # Pillow's other (larger, less exercised) decoders.

@@ -20,7 +20,7 @@ CACHE_DIR = Path(os.environ.get("SAM2T_TEST_CACHE", REPO_ROOT / ".cache"))
 
 def cached_test_model(image_size: int = 256, seed: int = 0) -> Path:
     """Folder holding config.yaml and checkpoint.pt of the test model, building it on first use."""
-    from sam2_tracking.testmodel import CHECKPOINT_NAME, CONFIG_NAME, build_test_model
+    from sam2_tracking.models.testmodel import CHECKPOINT_NAME, CONFIG_NAME, build_test_model
 
     out = CACHE_DIR / f"testmodel-{image_size}-seed{seed}"
     if not ((out / CONFIG_NAME).is_file() and (out / CHECKPOINT_NAME).is_file()):

@@ -11,7 +11,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 $SUDO apt-get update -q
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  chromium chromium-driver redis-server postgresql ffmpeg fonts-dejavu-core ca-certificates
+  chromium chromium-driver redis-server postgresql ffmpeg nodejs fonts-dejavu-core ca-certificates
 
 test -d .venv || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

@@ -120,9 +120,9 @@ def test_viewer_routes_need_a_login_and_refuse_unknown_frames(secured_app):
     response = httpx.get(frame_url, cookies=cookies)
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert response.content[:2] == b"\xff\xd8"
-    # The app packs the video's frames as JPEG in the background (ui/frame_pack.py) and then answers from there,
+    # The app packs the video's frames as JPEG in the background (web/frame_pack.py) and then answers from there,
     # with the same bytes it encoded on demand.
-    from ui.frame_pack import packed_frames
+    from web.frame_pack import packed_frames
 
     wait_for(lambda: packed_frames(server.data_dir / "viewer-frames", dataset.dataset_id, dataset.path)
              >= dataset.frame_count, 60, "the app to pack the video's frames", 0.2)

@@ -139,7 +139,7 @@ def zip_bomb(total: int, name: str = "f0.png") -> bytes:
 
 
 def square_rle() -> dict:
-    from sam2_tracking.masks import mask_to_rle
+    from sam2_tracking.engine.masks import mask_to_rle
 
     mask = np.zeros((VIDEO_H, VIDEO_W), bool)
     mask[10:20, 10:20] = True
@@ -218,7 +218,7 @@ def add_model(name="mine", config="configs/sam2.1/sam2.1_hiera_t.yaml", url="htt
 
 def config_text(text: str | Callable[[], str]):
     def act(ctx):
-        from sam2_tracking.model_config import validate_config
+        from sam2_tracking.models.config import validate_config
 
         validate_config(text() if callable(text) else text)
     return act

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
+from sam2_tracking.engine.masks import mask_outline, track_colour
 from sam2_tracking.formats import load_annotations, write_annotations
 from sam2_tracking.formats.coco import annotations_to_coco
 from sam2_tracking.formats.dive import annotations_to_dive, dive_to_annotations
 from sam2_tracking.formats.maskzip import load_mask_zip, write_mask_zip
 from sam2_tracking.formats.viame import mask_outer_contour
-from sam2_tracking.masks import mask_outline, track_colour
 from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click, FrameMask, JobSpec
 

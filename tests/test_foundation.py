@@ -71,7 +71,7 @@ def test_test_model_over_http_runs_real_predictor(model_server, sample_video, sa
 
 
 def test_test_model_is_deterministic(tmp_path):
-    from sam2_tracking.testmodel import build_test_model
+    from sam2_tracking.models.testmodel import build_test_model
 
     _config_a, checkpoint_a = build_test_model(tmp_path / "a", image_size=64, seed=3)
     _config_b, checkpoint_b = build_test_model(tmp_path / "b", image_size=64, seed=3)

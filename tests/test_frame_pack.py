@@ -1,4 +1,4 @@
-"""The viewer's frames packed ahead of time as JPEG chunks (ui/frame_pack.py): content, order, budget, bad files."""
+"""The viewer's frames packed ahead of time as JPEG chunks (web/frame_pack.py): content, order, budget, bad files."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_tracking.video import open_video
-from ui.frame_pack import (
+from sam2_tracking.engine.video import open_video
+from web.frame_pack import (
     CHUNK_FRAMES,
     FramePacks,
     encode_jpeg,

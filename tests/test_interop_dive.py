@@ -209,7 +209,7 @@ def test_coco_through_dive_kwcoco_reader(annotations, tmp_path):
 
 
 def _exclusive(feature):
-    from sam2_tracking.masks import rle_to_box
+    from sam2_tracking.engine.masks import rle_to_box
 
     return rle_to_box(feature.rle).as_list()
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sam2_tracking import model_loading, models
-from sam2_tracking.models import (
+from sam2_tracking.models import catalogue as models
+from sam2_tracking.models import loading as model_loading
+from sam2_tracking.models.catalogue import (
     DEFAULT_MODELS,
     ModelEntry,
     ModelError,
@@ -254,7 +255,7 @@ def test_any_bytes_that_are_not_a_checkpoint_are_refused_with_a_model_error(tmp_
 
     import torch
 
-    from sam2_tracking.model_loading import read_checkpoint
+    from sam2_tracking.models.loading import read_checkpoint
 
     path = tmp_path / "checkpoint.pt"
     rng = random.Random(20261126)
@@ -494,7 +495,7 @@ def test_plain_model_folder_is_replaced_by_a_verified_version(model_server, test
 
 
 def _download_in_subprocess(server_url: str, model_dir: Path) -> subprocess.Popen:
-    code = ("import sys; from sam2_tracking.models import ModelEntry, download_model; "
+    code = ("import sys; from sam2_tracking.models.catalogue import ModelEntry, download_model; "
             "download_model(ModelEntry('test_model', sys.argv[1] + '/config.yaml', sys.argv[1] + '/checkpoint.pt'), "
             "sys.argv[2], force=True)")
     return subprocess.Popen([sys.executable, "-c", code, server_url, str(model_dir)],

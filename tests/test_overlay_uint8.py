@@ -6,7 +6,7 @@ import tracemalloc
 
 import numpy as np
 
-from sam2_tracking.masks import draw_overlay, mask_outline, track_colour
+from sam2_tracking.engine.masks import draw_overlay, mask_outline, track_colour
 from sam2_tracking.types import Box
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam2_tracking.preview import PreviewEngine
-from sam2_tracking.tracker import track_objects
+from sam2_tracking.engine.preview import PreviewEngine
+from sam2_tracking.engine.tracker import track_objects
+from sam2_tracking.engine.video import open_video
 from sam2_tracking.types import Box, Click, ObjectSeeds, Seed, SeedError
-from sam2_tracking.video import open_video
 
 FRAME_IDX = 4
 TRACK_ID = 7
@@ -22,7 +22,7 @@ TRACK_ID = 7
 
 @pytest.fixture(scope="module")
 def predictor(test_model_dir: Path):
-    from sam2_tracking.models import load_predictor
+    from sam2_tracking.models.catalogue import load_predictor
 
     return load_predictor(test_model_dir, "cpu")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam2_tracking.masks import rle_to_mask
+from sam2_tracking.engine.masks import rle_to_mask
 from tests.support.app_server import start_tracking_ready_app
 from tests.support.browser import preview_click as click
 from tests.support.queue_harness import wait_for

@@ -25,7 +25,7 @@ BOX = [30.0, 20.0, 120.0, 90.0]
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory, model_server):
     """The test model downloaded through the real download path once."""
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
 
     folder = tmp_path_factory.mktemp("models")
     entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
@@ -125,7 +125,7 @@ def test_a_consumer_without_the_model_fetches_it_for_previews_and_says_so(tmp_pa
     the ready model from the catalogue's URL and says so at once; once fetched, previews run."""
     import hashlib
 
-    from sam2_tracking.models import model_status
+    from sam2_tracking.models.catalogue import model_status
 
     checkpoint = test_model_dir / "checkpoint.pt"
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from queues.dispatch import cancel_job, enqueue_tracking_job
-from queues.plan import expected_notifications
+from sam2_tracking.jobs.plan import expected_notifications
 from sam2_tracking.types import JobSpec
 from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
 from tests.support.redis_server import running_redis

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queues.plan import (
+from sam2_tracking.jobs.plan import (
     expected_notifications,
     is_notification_frame,
     job_frames,

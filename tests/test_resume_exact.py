@@ -31,11 +31,11 @@ def uninterrupted_masks(harness: QueueHarness, spec: JobSpec, video_path) -> dic
     """The same job (model, video, seeds, frames) tracked in one go in this process."""
     import torch
 
-    from queues.seeds import seeds_from_json
-    from sam2_tracking.models import load_predictor
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
+    from sam2_tracking.engine.video import open_video
+    from sam2_tracking.jobs.seeds import seeds_from_json
+    from sam2_tracking.models.catalogue import load_predictor
     from sam2_tracking.types import ObjectSeeds
-    from sam2_tracking.video import open_video
 
     seeds = seeds_from_json(spec.extra["seeds"])
     objects = [ObjectSeeds(track_id, tuple(seeds[track_id])) for track_id in spec.track_ids]

@@ -55,9 +55,9 @@ def _write_clip(path: Path) -> None:
 
 def _add_seeded_clip(store, path: str, video_file: Path) -> tuple[int, list[int]]:
     """The clip as a dataset pointing at `path`, with two tracks seeded by the same box on frame 0."""
+    from sam2_tracking.engine.video import probe_video
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
     from sam2_tracking.types import Box
-    from sam2_tracking.video import probe_video
 
     info = probe_video(video_file)
     assert (info.frame_count, info.width, info.height) == (FRAMES, WIDTH, HEIGHT)

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_tracking.masks import mask_to_box
+from sam2_tracking.engine.masks import mask_to_box
+from sam2_tracking.engine.video import open_video
 from sam2_tracking.types import Box, Click, Direction, FrameMask, ObjectSeeds, Seed, SeedError, TrackingProgress
-from sam2_tracking.video import open_video
 
 W, H, N = 160, 96, 40
 SHAPES = {  # track_id: box on frame 0 of the synthetic clip
@@ -52,7 +52,7 @@ def clip_dir(tmp_path_factory) -> Path:
 def predictor(test_model_dir: Path):
     import torch
 
-    from sam2_tracking.models import load_predictor
+    from sam2_tracking.models.catalogue import load_predictor
 
     torch.manual_seed(0)
     return load_predictor(test_model_dir, "cpu")
@@ -88,7 +88,7 @@ def stock_masks(predictor, folder: Path, objects, start: int, num_frames: int | 
 
 
 def run_ours(predictor, path: Path, objects, start, num_frames, direction, batch_size, **kw):
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
 
     batches = []
     with open_video(path) as frames:
@@ -201,7 +201,7 @@ def test_lazy_frames_equal_stock_tensors(clip_dir: Path) -> None:
     import torch
     from sam2.utils.misc import load_video_frames
 
-    from sam2_tracking.tracker import LazyFrames
+    from sam2_tracking.engine.tracker import LazyFrames
 
     images, height, width = load_video_frames(str(clip_dir), 256, True, compute_device=torch.device("cpu"))
     with open_video(clip_dir) as source:
@@ -216,7 +216,7 @@ def test_absent_object_reported_without_mask(predictor, test_model_dir: Path, cl
     """Random weights score every object as present; shift the object-score head's bias so some frames score <= 0."""
     import torch
 
-    from sam2_tracking.models import load_predictor
+    from sam2_tracking.models.catalogue import load_predictor
 
     folder = tmp_path / "shifted"
     folder.mkdir()
@@ -239,7 +239,7 @@ def test_absent_object_reported_without_mask(predictor, test_model_dir: Path, cl
 
 @pytest.mark.slow
 def test_progress_cancel_and_backward_from_frame_zero(predictor, clip_dir: Path) -> None:
-    from sam2_tracking.tracker import TrackingCancelled, track_objects
+    from sam2_tracking.engine.tracker import TrackingCancelled, track_objects
 
     objects = [ObjectSeeds(1, (box_seed(10, 1),))]
     reports: list[TrackingProgress] = []
@@ -266,7 +266,7 @@ def test_progress_cancel_and_backward_from_frame_zero(predictor, clip_dir: Path)
 
 
 def test_bad_seeds_fail_before_any_work(predictor, clip_dir: Path) -> None:
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
 
     with pytest.raises(SeedError, match="empty or inverted"):
         Box(10, 10, 5, 20)
@@ -298,7 +298,7 @@ def test_bad_seeds_fail_before_any_work(predictor, clip_dir: Path) -> None:
 
 
 def test_prune_keeps_what_the_model_reads() -> None:
-    from sam2_tracking.tracker import prune_outputs
+    from sam2_tracking.engine.tracker import prune_outputs
 
     def state_with(frames):
         return {
@@ -341,7 +341,7 @@ def test_each_frame_decoded_about_once_with_previews(predictor, tmp_path: Path, 
     """The feeder decodes ahead in the order SAM2 asks (never the seeded start frame), backward in GOP blocks, and
     previews get the frame already decoded: decoder output per tracked frame stays <= 1.1. The cache holds only four
     frames, as a 1080p job's byte-bounded cache holds ten."""
-    from sam2_tracking.tracker import track_objects
+    from sam2_tracking.engine.tracker import track_objects
 
     video = write_mp4(tmp_path / "clip.mp4", N, gop=8)
     start = {"forward": 0, "backward": N - 1, "both": N // 2}[direction]
@@ -369,7 +369,7 @@ def test_resume_point_continues_bit_identically(predictor, clip_dir: Path, tmp_p
     """A run resumed from a saved ResumePoint (written to a file and read back with weights_only) yields exactly the
     frames after the point, with the masks of the uninterrupted run: from a point in the forward pass of a `both`
     job and from one in its reverse pass (which reads the forward pass's outputs near the start frame)."""
-    from sam2_tracking.tracker import load_resume_point, save_resume_point, track_objects
+    from sam2_tracking.engine.tracker import load_resume_point, save_resume_point, track_objects
 
     objects = [ObjectSeeds(1, (box_seed(20, 1),)), ObjectSeeds(2, (Seed(20, mask=disc_mask(110, 60, 12)),))]
 
@@ -398,7 +398,7 @@ def test_resume_point_continues_bit_identically(predictor, clip_dir: Path, tmp_p
 
 
 def test_compiled_mode_is_refused_on_cpu(predictor) -> None:
-    from sam2_tracking.tracker import compiled_predictor
+    from sam2_tracking.engine.tracker import compiled_predictor
 
     with pytest.raises(ValueError, match="compiled mode needs a CUDA GPU.*without --compile"):
         compiled_predictor(predictor)

@@ -64,7 +64,7 @@ def check_rle_decoder(page) -> None:
     """The viewer's JavaScript reads pycocotools' compressed RLE exactly (runs longer than 2^5 and 2^10 included)."""
     import numpy as np
 
-    from sam2_tracking.masks import mask_to_rle
+    from sam2_tracking.engine.masks import mask_to_rle
 
     rng = np.random.default_rng(0)
     masks = [np.zeros((360, 640), bool), np.ones((360, 640), bool), rng.random((37, 53)) > 0.5]

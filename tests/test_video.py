@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_tracking.video import VideoError, VideoInfo, open_video, probe_video
+from sam2_tracking.engine.video import VideoError, VideoInfo, open_video, probe_video
 
 W, H = 160, 96
 
@@ -209,7 +209,7 @@ def test_corrupt_and_mismatched_images_fail_when_read(tmp_path: Path) -> None:
 
 
 def test_import_does_not_load_torch() -> None:
-    code = "import sys, sam2_tracking.video, sam2_tracking.models; print(json.dumps(sorted(m for m in ('torch', 'av', 'sam2') if m in sys.modules)))"
+    code = "import sys, sam2_tracking.engine.video, sam2_tracking.models.catalogue; print(json.dumps(sorted(m for m in ('torch', 'av', 'sam2') if m in sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", "import json; " + code], capture_output=True, text=True, check=True,
         cwd=Path(__file__).resolve().parent.parent,

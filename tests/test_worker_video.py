@@ -1,5 +1,5 @@
 """Consumers without a shared disk: the app's worker-token video route (a real `python app.py`) and the consumer-side
-fetch that caches by content hash (sam2_tracking.remote_video)."""
+fetch that caches by content hash (sam2_tracking.engine.remote_video)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sam2_tracking.remote_video import CACHE_FOLDER, HASH_HEADER, VideoFetchError, fetch_video, local_video_path
+from sam2_tracking.engine.remote_video import CACHE_FOLDER, HASH_HEADER, VideoFetchError, fetch_video, local_video_path
 from sam2_tracking.settings import Settings
 from tests.support.app_server import AppServer
 
@@ -61,7 +61,7 @@ def test_route_needs_the_worker_token_and_serves_only_datasets(app, video_url):
 def test_no_token_configured_means_no_route(tmp_path):
     from fastapi import FastAPI
 
-    from ui.video_route import mount_worker_video_route
+    from web.video_route import mount_worker_video_route
 
     app = FastAPI()
     before = len(app.routes)
@@ -121,8 +121,8 @@ def test_fetch_caches_by_content_hash_and_resumes(app, video_url, tmp_path):
 
 
 def test_consumer_opens_a_video_it_does_not_have_through_the_app(app, video_url, tmp_path):
+    from sam2_tracking.engine.video import open_video
     from sam2_tracking.store import Dataset
-    from sam2_tracking.video import open_video
 
     dataset_id = int(video_url.rsplit("/", 1)[1])
     # The row as a consumer on another machine reads it from the shared database: a path that is not on this disk.

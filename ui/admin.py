@@ -82,7 +82,7 @@ def download_model(settings: Settings, store, name: str, force: bool, request: g
 
 def add_custom_model(settings: Settings, store, name: str, config: str, checkpoint_url: str,
                      request: gr.Request | None) -> str:
-    from sam2_tracking.models import ModelError, custom_model_entry
+    from sam2_tracking.models.catalogue import ModelError, custom_model_entry
     from sam2_tracking.store import NotFound
 
     require_admin(settings, request)

@@ -102,8 +102,8 @@ class AnnotateHandlers:
             raise user_error(f"No video {dataset_id!r}.") from None
 
     def upload_video(self, file_path: str | None) -> int:
+        from sam2_tracking.engine.video import VideoError
         from sam2_tracking.library import add_uploaded_video
-        from sam2_tracking.video import VideoError
 
         if not file_path:
             raise user_error("Choose a video file (mp4, mov, avi, mkv, webm) or a zip of JPEG/PNG frames.")
@@ -300,7 +300,7 @@ class AnnotateHandlers:
                         "frames": self._job_frame_span(job)}}
 
     def _job_frame_span(self, job) -> list[int]:
-        from queues.plan import job_frames
+        from sam2_tracking.jobs.plan import job_frames
 
         frames = job_frames(job.spec, self.store.get_dataset(job.dataset_id).frame_count)
         return [min(frames), max(frames)] if frames else []

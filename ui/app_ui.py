@@ -42,11 +42,11 @@ def data_routes(settings: Settings, store) -> list:
     they 404ed for the first moments the server answered: a consumer or a page could get there first.)"""
     from fastapi import APIRouter
 
-    from ui.frame_pack import FramePacks
-    from ui.frames import FrameCache
     from ui.preview import mount_preview_route
-    from ui.routes import mount_viewer_routes
-    from ui.video_route import mount_worker_video_route
+    from web.frame_pack import FramePacks
+    from web.frames import FrameCache
+    from web.routes import mount_viewer_routes
+    from web.video_route import mount_worker_video_route
 
     router = APIRouter()
     mount_viewer_routes(router, store, FrameCache(), FramePacks(settings.viewer_cache_dir, settings.viewer_cache_bytes))

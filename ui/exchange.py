@@ -27,9 +27,9 @@ def export_dataset(settings: Settings, store, dataset_id: int | None, format_lab
     file's path for gr.File."""
     from dataclasses import replace
 
+    from sam2_tracking.engine.video import open_video
     from sam2_tracking.export_files import prune_exports, user_export_dir
     from sam2_tracking.formats.files import EXTENSIONS, export_notes, image_names, write_annotations
-    from sam2_tracking.video import open_video
 
     if dataset_id is None:
         raise user_error("Open a video first.")

@@ -1,6 +1,6 @@
 """The instant SAM2 preview on the seed frame: a small panel under the frame viewer and its data route.
 
-ui/static/preview.js listens to the viewer's "pending" events (box drags, +/- clicks), posts the active track's
+web/static/preview.js listens to the viewer's "pending" events (box drags, +/- clicks), posts the active track's
 unsaved box and clicks on the current frame to POST /viewer/preview/{dataset_id}, and draws the answer as the
 viewer's pending mask. The route hands the request to queues.preview (a consumer of the chosen queue computes it
 with the same SAM2 calls a job's seed goes through) and answers with the mask as COCO RLE counts, or a message.
@@ -18,7 +18,7 @@ import gradio as gr
 from fastapi import Body, Request
 from fastapi.responses import JSONResponse
 
-PREVIEW_JS = Path(__file__).resolve().parent / "static" / "preview.js"
+PREVIEW_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "preview.js"
 
 TEMPLATE = """
 <div class="pv-root">
@@ -44,7 +44,7 @@ def build_preview_panel(elem_id: str = "seed-preview") -> gr.HTML:
 
 
 def mount_preview_route(router, settings, store) -> None:
-    """Add POST /viewer/preview/{dataset_id} to the router of the viewer's routes (ui.routes).
+    """Add POST /viewer/preview/{dataset_id} to the router of the viewer's routes (web.routes).
 
     Body: {"frame_idx": int, "track_id": int | null, "box": [x1, y1, x2, y2] | null, "clicks": [[x, y, positive]],
     "model": str, "queue": str}. Answer: {"present", "score", "counts" (COCO RLE at video size, or null), "box",
@@ -52,7 +52,7 @@ def mount_preview_route(router, settings, store) -> None:
     """
     from queues.preview import PreviewError, request_preview
     from ui.admin import admin_state
-    from ui.routes import require_login
+    from web.routes import require_login
 
     def preview(dataset_id: int, request: Request, payload: dict = Body(...)) -> JSONResponse:  # noqa: B008
         require_login(request)

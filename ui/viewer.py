@@ -1,6 +1,6 @@
 """The browser frame viewer as a gr.HTML component, and the value it shares with Python.
 
-The drawing, keyboard and mouse handling live in ui/static/viewer.js (its header documents the value and the event
+The drawing, keyboard and mouse handling live in web/static/viewer.js (its header documents the value and the event
 interface other code can hook into). Python only builds the value: which video, which tracks, and commands
 (`seek`, `reset_pending`); the viewer writes back the frame, the active and selected tracks, and the unsaved seeds.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import gradio as gr
 
-from sam2_tracking.masks import track_colour
+from sam2_tracking.engine.masks import track_colour
 from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click
 
-VIEWER_JS = Path(__file__).resolve().parent / "static" / "viewer.js"
+VIEWER_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "viewer.js"
 MAX_CLICKS_PER_SEED = 64
 
 TEMPLATE = """

@@ -4,8 +4,14 @@ DIVE JSON v2 (dive), the DIVE mask zip (maskzip), COCO with track ids (coco), VI
 an overlay video (overlay, export only). Every converter works on formats.model.AnnotationSet.
 """
 
-from .files import EXPORT_FORMATS, IMPORT_FORMATS, detect_format, load_annotations, write_annotations
-from .model import AnnotationSet, FormatError, TrackData
+from sam2_tracking.formats.files import (
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    detect_format,
+    load_annotations,
+    write_annotations,
+)
+from sam2_tracking.formats.model import AnnotationSet, FormatError, TrackData
 
 __all__ = [
     "EXPORT_FORMATS", "IMPORT_FORMATS", "AnnotationSet", "FormatError", "TrackData", "detect_format",

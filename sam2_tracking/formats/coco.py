@@ -24,11 +24,10 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
-from ..annotations import Feature
-from ..masks import check_rle, mask_to_rle, rle_area, rle_to_box, rle_to_mask
-from ..types import Box, Click, SeedError
-from .limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
-from .model import (
+from sam2_tracking.annotations import Feature
+from sam2_tracking.engine.masks import check_rle, mask_to_rle, rle_area, rle_to_box, rle_to_mask
+from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
+from sam2_tracking.formats.model import (
     AnnotationSet,
     Dropped,
     FormatError,
@@ -41,6 +40,7 @@ from .model import (
     plain,
     read_json,
 )
+from sam2_tracking.types import Box, Click, SeedError
 
 TRACK_ATTRIBUTE = "track_id"
 

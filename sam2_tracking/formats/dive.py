@@ -21,10 +21,9 @@ import math
 import os
 from pathlib import Path
 
-from ..annotations import Feature
-from ..masks import rle_to_box
-from ..types import Box, Click, SeedError
-from .model import (
+from sam2_tracking.annotations import Feature
+from sam2_tracking.engine.masks import rle_to_box
+from sam2_tracking.formats.model import (
     AnnotationSet,
     Dropped,
     FormatError,
@@ -38,6 +37,7 @@ from .model import (
     plain,
     read_json,
 )
+from sam2_tracking.types import Box, Click, SeedError
 
 DIVE_VERSION = 2
 META_KEY = "sam2"

@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .limits import DEFAULT_LIMITS, ImportLimits, check_import
-from .model import AnnotationSet, FormatError, json_error_text
+from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits, check_import
+from sam2_tracking.formats.model import AnnotationSet, FormatError, json_error_text
 
 EXPORT_FORMATS = ("coco", "dive", "maskzip", "viame", "mp4")
 IMPORT_FORMATS = ("coco", "dive", "maskzip", "viame")
@@ -66,19 +66,19 @@ def load_annotations(
 
 def _load(path, fmt: str, frame_size, limits: ImportLimits) -> AnnotationSet:
     if fmt == "coco":
-        from .coco import load_coco
+        from sam2_tracking.formats.coco import load_coco
 
         return load_coco(path, frame_size, limits)
     if fmt == "dive":
-        from .dive import load_dive_json
+        from sam2_tracking.formats.dive import load_dive_json
 
         return load_dive_json(path)
     if fmt == "maskzip":
-        from .maskzip import load_mask_zip
+        from sam2_tracking.formats.maskzip import load_mask_zip
 
         return load_mask_zip(path, frame_size=frame_size, limits=limits)
     if fmt == "viame":
-        from .viame import load_viame_csv
+        from sam2_tracking.formats.viame import load_viame_csv
 
         return load_viame_csv(path, frame_size)
     raise FormatError(f"cannot import {fmt!r} files; importable formats: {', '.join(IMPORT_FORMATS)}")
@@ -93,25 +93,25 @@ def write_annotations(
 ) -> Path:
     """Write in any export format; mp4 also needs the video's frames as (frame_idx, RGB frame)."""
     if fmt == "coco":
-        from .coco import write_coco
+        from sam2_tracking.formats.coco import write_coco
 
         return write_coco(annotations, path, video_name)
     if fmt == "dive":
-        from .dive import write_dive_json
+        from sam2_tracking.formats.dive import write_dive_json
 
         return write_dive_json(annotations, path)
     if fmt == "maskzip":
-        from .maskzip import write_mask_zip
+        from sam2_tracking.formats.maskzip import write_mask_zip
 
         return write_mask_zip(annotations, path)
     if fmt == "viame":
-        from .viame import write_viame_csv
+        from sam2_tracking.formats.viame import write_viame_csv
 
         return write_viame_csv(annotations, path, video_name)
     if fmt == "mp4":
         if frames is None:
             raise FormatError("the overlay video needs the video's frames: give the video file")
-        from .overlay import write_overlay_video
+        from sam2_tracking.formats.overlay import write_overlay_video
 
         return write_overlay_video(annotations, frames, path, annotations.fps or 30.0)
     raise FormatError(f"unknown format {fmt!r}; formats: {', '.join(EXPORT_FORMATS)}")
@@ -129,7 +129,7 @@ def export_notes(annotations: AnnotationSet, fmt: str) -> list[str]:
             notes.append(f"{len(present) - written} feature(s) without a mask are not in the {fmt} file "
                          "(it holds masks only): export DIVE JSON to keep them")
     elif fmt == "viame":
-        from .dive import dive_bounds
+        from sam2_tracking.formats.dive import dive_bounds
 
         written = sum(1 for f in present if dive_bounds(f) is not None)
     else:

@@ -11,7 +11,7 @@ import json
 import math
 import os
 
-from ..annotations import AnnotationSet, Feature, FormatError, TrackData
+from sam2_tracking.annotations import AnnotationSet, Feature, FormatError, TrackData
 
 __all__ = ["AnnotationSet", "Feature", "FormatError", "TrackData"]
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..masks import mask_to_box, mask_to_rle
-from .model import AnnotationSet, Dropped, FormatError, TrackData, parse_int_key
+from sam2_tracking.engine.masks import mask_to_box, mask_to_rle
+from sam2_tracking.formats.model import AnnotationSet, Dropped, FormatError, TrackData, parse_int_key
 
 HEADER = [
     "# 1: Detection or Track-id", "2: Video or Image Identifier", "3: Unique Frame Identifier",
@@ -197,7 +197,7 @@ def _points(points: list[tuple[int, int]]) -> str:
 
 
 def annotations_to_viame_csv(annotations: AnnotationSet, video_name: str | None = None) -> str:
-    from .dive import dive_bounds
+    from sam2_tracking.formats.dive import dive_bounds
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -260,8 +260,8 @@ def viame_csv_to_annotations(text: str, frame_size: tuple[int, int] | None = Non
     """Read VIAME CSV: boxes, labels and confidences, attributes, fps, and masks from the (poly)/(hole) columns
     when the frame size is known (filled with their outlines, which gives back the mask the writer traced).
     Polygons without a frame size and keypoints are reported, not kept."""
-    from ..annotations import Feature
-    from .dive import box_from_bounds
+    from sam2_tracking.annotations import Feature
+    from sam2_tracking.formats.dive import box_from_bounds
 
     dropped = Dropped()
     fps = None

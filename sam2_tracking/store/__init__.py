@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 
-from .annotations import AnnotationsMixin
-from .core import StoreCore
-from .exchange import ExchangeMixin
-from .jobs import JobsMixin
-from .records import (
+from sam2_tracking.store.annotations import AnnotationsMixin
+from sam2_tracking.store.core import StoreCore
+from sam2_tracking.store.exchange import ExchangeMixin
+from sam2_tracking.store.jobs import JobsMixin
+from sam2_tracking.store.records import (
     DATASET_KINDS,
     DOWNLOADING_MODEL_STATUSES,
     JOB_STATUSES,
@@ -43,7 +43,7 @@ from .records import (
     spec_from_json,
     spec_to_json,
 )
-from .schema import SCHEMA_VERSION
+from sam2_tracking.store.schema import SCHEMA_VERSION
 
 
 class Store(AnnotationsMixin, JobsMixin, ExchangeMixin, StoreCore):

@@ -7,10 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..masks import mask_to_box, mask_to_rle
-from ..types import Box, Click, Seed
-from .core import _dataset_row
-from .records import (
+from sam2_tracking.engine.masks import mask_to_box, mask_to_rle
+from sam2_tracking.store.core import _dataset_row
+from sam2_tracking.store.records import (
     CreateTrack,
     DeleteFeature,
     DeleteTrack,
@@ -23,7 +22,7 @@ from .records import (
     UpdateTrack,
     UpsertKeyframe,
 )
-from .rows import (
+from sam2_tracking.store.rows import (
     FEATURE_COLUMNS,
     TRACK_SELECT,
     attributes_json,
@@ -36,6 +35,7 @@ from .rows import (
     put_feature_row,
     track_from_row,
 )
+from sam2_tracking.types import Box, Click, Seed
 
 
 class AnnotationsMixin:

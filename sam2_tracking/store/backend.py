@@ -86,7 +86,7 @@ class PostgresBackend:
     def __init__(self, url: str) -> None:
         import sqlalchemy as sa
 
-        from .sql_schema import migrate_engine
+        from sam2_tracking.store.sql_schema import migrate_engine
 
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
         # pre_ping: a consumer outlives database restarts; a dead pooled connection is replaced, not used.

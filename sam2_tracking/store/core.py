@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .backend import PostgresBackend, SqliteConnection, is_database_url, redact_url
-from .records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelRecord, NotFound, Worker
-from .schema import migrate
+from sam2_tracking.store.backend import PostgresBackend, SqliteConnection, is_database_url, redact_url
+from sam2_tracking.store.records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelRecord, NotFound, Worker
+from sam2_tracking.store.schema import migrate
 
 BUSY_TIMEOUT_S = 30.0
 

@@ -6,12 +6,11 @@ import json
 import time
 from dataclasses import replace
 
-from ..annotations import AnnotationSet, TrackData
-from ..types import Box, Click
-from .core import _dataset_row
-from .jobs import refuse_replace_during_jobs
-from .records import EditError, RevisionConflict
-from .rows import (
+from sam2_tracking.annotations import AnnotationSet, TrackData
+from sam2_tracking.store.core import _dataset_row
+from sam2_tracking.store.jobs import refuse_replace_during_jobs
+from sam2_tracking.store.records import EditError, RevisionConflict
+from sam2_tracking.store.rows import (
     FEATURE_COLUMNS,
     FEATURE_PLACEHOLDERS,
     FEATURE_UPSERT,
@@ -21,6 +20,7 @@ from .rows import (
     feature_values,
     track_from_row,
 )
+from sam2_tracking.types import Box, Click
 
 # A staging dataset this old belongs to an import that died: the largest import measured took 34 s (150,000 features).
 ABANDONED_IMPORT_AGE_S = 24 * 3600

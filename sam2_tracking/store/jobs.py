@@ -15,10 +15,9 @@ import json
 import time
 from collections.abc import Sequence
 
-from ..masks import mask_to_box, mask_to_rle
-from ..types import FrameMask, JobSpec
-from .core import _dataset_row
-from .records import (
+from sam2_tracking.engine.masks import mask_to_box, mask_to_rle
+from sam2_tracking.store.core import _dataset_row
+from sam2_tracking.store.records import (
     FINISHED_STATUSES,
     JOB_STATUSES,
     EditError,
@@ -29,13 +28,14 @@ from .records import (
     spec_from_json,
     spec_to_json,
 )
-from .rows import (
+from sam2_tracking.store.rows import (
     check_track_in_dataset,
     feature_from_row,
     feature_values,
     get_feature_row,
     put_feature_row,
 )
+from sam2_tracking.types import FrameMask, JobSpec
 
 _JOB_COLUMNS = (
     "job_id, dataset_id, spec_json, queue, status, frames_done, frames_total, fps, eta_s, current_frame_idx,"

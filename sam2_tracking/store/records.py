@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..annotations import Feature  # noqa: F401 (the store's feature record lives in the domain types)
-from ..types import Box, Click, Direction, JobSpec
+from sam2_tracking.annotations import Feature  # noqa: F401 (the store's feature record lives in the domain types)
+from sam2_tracking.types import Box, Click, Direction, JobSpec
 
 JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED_STATUSES = ("done", "failed", "cancelled")

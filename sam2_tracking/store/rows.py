@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..types import Box, Click
-from .records import EditError, Feature, NotFound, Track
+from sam2_tracking.store.records import EditError, Feature, NotFound, Track
+from sam2_tracking.types import Box, Click
 
 FEATURE_COLUMNS = (
     "track_id, frame_idx, present, keyframe, job_id, score, x1, y1, x2, y2, clicks, attributes,"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from .schema import SCHEMA_VERSION
+from sam2_tracking.store.schema import SCHEMA_VERSION
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the rowid (an auto-assigned id), BIGINT is not.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -61,7 +61,7 @@ def start_tracking_ready_app(root: Path, model_server) -> tuple[AppServer, objec
     """`python app.py` on a fresh data folder with the test model downloaded and marked ready, SAM2 and mask tracking
     switched on: what the browser tests start from. Returns (server, store, settings); stop the server after."""
     from queues.runner import get_store
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
     from tests.support.queue_harness import TEST_MODEL_NAME
 

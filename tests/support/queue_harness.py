@@ -34,7 +34,7 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
 def shared_model_dir(tmp_path_factory, model_server):
     """The test model downloaded through the real download path (HTTP, verification, safe load) once per session.
     A test module that needs it imports this fixture by name."""
-    from sam2_tracking.models import custom_model_entry, download_model
+    from sam2_tracking.models.catalogue import custom_model_entry, download_model
 
     model_dir = tmp_path_factory.mktemp("models")
     entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
@@ -89,7 +89,7 @@ class QueueHarness:
 
     def register_model(self, name: str = TEST_MODEL_NAME) -> str:
         """List the model downloaded into the shared model store as ready, as a finished download task does."""
-        from sam2_tracking.models import model_status
+        from sam2_tracking.models.catalogue import model_status
 
         manifest = model_status(self.settings.model_dir, name)
         assert manifest is not None, f"{name} is not in {self.settings.model_dir}"

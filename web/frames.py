@@ -17,12 +17,12 @@ class FrameCache:
         self._lock = threading.Lock()
 
     def read(self, path: str, frame_idx: int) -> np.ndarray:
-        from sam2_tracking.video import open_video
+        from sam2_tracking.engine.video import open_video
 
         with self._lock:
             entry = self._sources.get(path)
             if entry is None:
-                # No frame cache in the source: the route keeps encoded JPEGs (and ui/frame_pack.py all of them), so
+                # No frame cache in the source: the route keeps encoded JPEGs (and web/frame_pack.py all of them), so
                 # converting the frames a seek passes through to RGB for a cache would be work thrown away.
                 entry = (open_video(path, cache_bytes=0), threading.Lock())
                 self._sources[path] = entry

@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .model_config import ModelError, builtin_config_text, validate_config
-from .model_fetch import DownloadLimits, ModelEntry, fetch_checkpoint, fetch_text, sha256_file
-from .model_loading import CHECKPOINT_NAME, CONFIG_NAME, build_model, forget_cached
+from sam2_tracking.models.config import ModelError, builtin_config_text, validate_config
+from sam2_tracking.models.fetch import DownloadLimits, ModelEntry, fetch_checkpoint, fetch_text, sha256_file
+from sam2_tracking.models.loading import CHECKPOINT_NAME, CONFIG_NAME, build_model, forget_cached
 
 MANIFEST_NAME = "manifest.json"
 PART_NAME = CHECKPOINT_NAME + ".part"

@@ -31,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from .feeder import IMG_MEAN, IMG_STD, FrameFeeder
-from .masks import mask_to_box
-from .resume import ResumePoint, capture, load_resume_point, restore, save_resume_point
-from .types import Box, Direction, FrameMask, ObjectSeeds, SeedError, TrackingProgress
-from .video import FrameSource
+from sam2_tracking.engine.feeder import IMG_MEAN, IMG_STD, FrameFeeder
+from sam2_tracking.engine.masks import mask_to_box
+from sam2_tracking.engine.resume import ResumePoint, capture, load_resume_point, restore, save_resume_point
+from sam2_tracking.engine.video import FrameSource
+from sam2_tracking.types import Box, Direction, FrameMask, ObjectSeeds, SeedError, TrackingProgress
 
 __all__ = ["IMG_MEAN", "IMG_STD", "LazyFrames", "ResumePoint", "TrackedBatch", "TrackingCancelled", "compiled_predictor",
            "load_resume_point", "save_resume_point", "track_objects"]
@@ -172,7 +172,7 @@ def _run(
 ) -> Iterator[TrackedBatch]:
     import torch
 
-    from .models import inference_context
+    from sam2_tracking.models.catalogue import inference_context
 
     device = predictor.device
     keep = _memory_reach(predictor)
@@ -391,8 +391,8 @@ def _warm_up(predictor: Any) -> None:
 
     from PIL import Image
 
-    from .types import Seed
-    from .video import open_video
+    from sam2_tracking.engine.video import open_video
+    from sam2_tracking.types import Seed
 
     frames = 12
     with tempfile.TemporaryDirectory(prefix="sam2t-warmup-") as tmp:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .types import Box
+from sam2_tracking.types import Box
 
 # Distinct, readable colours for tracks (RGB); a track's colour is PALETTE[track_id % len(PALETTE)].
 PALETTE = (

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .video import FrameSource
+from sam2_tracking.engine.video import FrameSource
 
 # ImageNet statistics, as sam2.utils.misc.load_video_frames normalises frames.
 IMG_MEAN = (0.485, 0.456, 0.406)

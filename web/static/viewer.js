@@ -1,7 +1,7 @@
 // The frame viewer of the Annotate tab. Runs as gr.HTML's js_on_load: Gradio provides `element` (the component's
 // root), `props` (props.value is the viewer's value, shared with Python) and `watch`.
 //
-// The server only hands out data (ui/routes.py): frames as JPEG, features as COCO RLE, the timeline. Everything
+// The server only hands out data (web/routes.py): frames as JPEG, features as COCO RLE, the timeline. Everything
 // on screen is drawn here: frame, filled/outlined/labelled masks, boxes, clicks, rubber band, timeline.
 //
 // Value shared with Python (ui/viewer.py builds it; this file writes back frame_idx, active, selected, hidden,

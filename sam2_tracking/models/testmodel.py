@@ -4,7 +4,7 @@ The official checkpoints cannot be downloaded on our build machines, so tests, b
 model instead. It runs the real code paths (config parsing, checkpoint loading with weights_only=True, the real
 SAM2VideoPredictor); its masks are meaningless but deterministic.
 
-    python -m sam2_tracking.testmodel OUT_DIR [--image-size 256] [--seed 0]
+    python -m sam2_tracking.models.testmodel OUT_DIR [--image-size 256] [--seed 0]
 
 writes OUT_DIR/config.yaml (a self-contained model config) and OUT_DIR/checkpoint.pt ({"model": state_dict}).
 """
@@ -58,7 +58,7 @@ def build_test_model(out_dir: str | os.PathLike, image_size: int = 256, seed: in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sam2_tracking.testmodel", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m sam2_tracking.models.testmodel", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", help="folder to write config.yaml and checkpoint.pt into")
     parser.add_argument("--image-size", type=int, default=256, help="model input size in pixels (default 256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the weights (default 0)")

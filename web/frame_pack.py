@@ -205,7 +205,7 @@ class FramePacks:
         return [w for w in self._wanted.values() if w.key not in self._failed]
 
     def _open(self, wanted: _Wanted):
-        from sam2_tracking.video import VideoError, open_video
+        from sam2_tracking.engine.video import VideoError, open_video
 
         try:
             return open_video(wanted.path, cache_bytes=0)
@@ -258,7 +258,7 @@ class FramePacks:
         return max(sizes) if sizes else self._largest_chunk
 
     def _pack(self, wanted: _Wanted, source, chunk: int) -> None:
-        from sam2_tracking.video import VideoError
+        from sam2_tracking.engine.video import VideoError
 
         first = chunk * CHUNK_FRAMES
         last = min(first + CHUNK_FRAMES, source.frame_count)

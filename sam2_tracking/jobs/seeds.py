@@ -6,7 +6,7 @@ the seed frame, must not change what a resumed job is seeded with.
 
 from __future__ import annotations
 
-from sam2_tracking.masks import mask_to_rle, rle_to_mask
+from sam2_tracking.engine.masks import mask_to_rle, rle_to_mask
 from sam2_tracking.types import Box, Click, Seed
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import FrameMask, ObjectSeeds, Seed, SeedError
+from sam2_tracking.types import FrameMask, ObjectSeeds, Seed, SeedError
 
 # A state's image features: 7.4 MB measured for the Tiny architecture at image size 256, growing with the square of
 # the image size (about 120 MB at 1024): five frames at 1024 fit, dozens at 256.
@@ -105,8 +105,8 @@ class PreviewEngine:
         """
         import torch
 
-        from .models import inference_context
-        from .tracker import add_seeds
+        from sam2_tracking.engine.tracker import add_seeds
+        from sam2_tracking.models.catalogue import inference_context
 
         if not isinstance(seed, Seed):
             raise TypeError(f"seed must be a Seed, got {type(seed).__name__}")
@@ -149,7 +149,7 @@ class PreviewEngine:
 
     def _entry(self, predictor: Any, key: tuple, frame_idx: int, frame_count: int, size: tuple[int, int],
                frame: np.ndarray | Callable[[], np.ndarray]) -> _Entry:
-        from .tracker import LazyFrames, new_inference_state
+        from sam2_tracking.engine.tracker import LazyFrames, new_inference_state
 
         entry = self._states.get(key)
         if entry is not None and entry.predictor_ref() is predictor and entry.size == size and \
@@ -179,7 +179,7 @@ class PreviewEngine:
 def _frame_mask(state: dict, obj_id: int, frame_idx: int, video_res_masks: Any) -> FrameMask:
     """The FrameMask a job writes for the seed frame: mask where the logits are > 0, present when SAM2's object
     score logit is > 0 (the one object of a preview state is obj_idx 0)."""
-    from .masks import mask_to_box
+    from sam2_tracking.engine.masks import mask_to_box
 
     out = state["output_dict_per_obj"][0]
     current = out["cond_frame_outputs"].get(frame_idx) or out["non_cond_frame_outputs"].get(frame_idx)

@@ -1,6 +1,6 @@
 // The instant SAM2 preview (ui/preview.py's panel). Runs as gr.HTML's js_on_load: Gradio provides `element`.
 //
-// It hooks into the frame viewer (ui/static/viewer.js, window.sam2Viewer): on every "pending" event (a box drag or
+// It hooks into the frame viewer (web/static/viewer.js, window.sam2Viewer): on every "pending" event (a box drag or
 // a +/- click) it posts the active track's unsaved box and clicks on the current frame to /viewer/preview/<video>,
 // and draws the answer with setPendingMask(). While a request is out, newer edits wait and only the latest is sent
 // (clicks are never answered out of order). "Accept" saves the seed like any edit (the viewer's Save); "Clear"

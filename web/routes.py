@@ -1,4 +1,4 @@
-"""Data routes for the browser frame viewer (ui/static/viewer.js), mounted on Gradio's own FastAPI app.
+"""Data routes for the browser frame viewer (web/static/viewer.js), mounted on Gradio's own FastAPI app.
 
 The viewer draws everything itself; the server only hands out data:
   GET /viewer/frame/{dataset_id}/{frame_idx}.jpg        one frame as JPEG (cached, encoded once)
@@ -105,7 +105,7 @@ def timeline_payload(store, dataset) -> dict:
 
 def mount_viewer_routes(router, store, frames, packs=None) -> None:
     """Add the viewer's routes to a FastAPI router whose routes go into Gradio's app when it is built (ui.app_ui).
-    packs (ui.frame_pack.FramePacks) answers from frames encoded ahead of time; None decodes every frame on demand."""
+    packs (web.frame_pack.FramePacks) answers from frames encoded ahead of time; None decodes every frame on demand."""
     from starlette.concurrency import run_in_threadpool
 
     from sam2_tracking.store import NotFound
@@ -119,7 +119,7 @@ def mount_viewer_routes(router, store, frames, packs=None) -> None:
             raise HTTPException(status_code=404, detail=f"No video {dataset_id}.") from None
 
     def decoded_jpeg(dataset, frame_idx: int) -> bytes:
-        from ui.frame_pack import encode_jpeg
+        from web.frame_pack import encode_jpeg
 
         key = (dataset.dataset_id, dataset.path, frame_idx)
         data = jpegs.get(key)

@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .model_config import ModelError, load_config_file
+from sam2_tracking.models.config import ModelError, load_config_file
 
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_NAME = "checkpoint.pt"

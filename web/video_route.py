@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse
 
-from sam2_tracking.remote_video import HASH_HEADER, ROUTE
+from sam2_tracking.engine.remote_video import HASH_HEADER, ROUTE
 
 
 class _HashCache:

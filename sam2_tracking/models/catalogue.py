@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import re
 
-from .model_config import MAX_CONFIG_BYTES, ModelError, builtin_config_text, load_config_file, validate_config
-from .model_fetch import DEFAULT_MAX_CHECKPOINT_BYTES, DownloadCancelled, DownloadLimits, ModelEntry
-from .model_files import (
+from sam2_tracking.models.config import (
+    MAX_CONFIG_BYTES,
+    ModelError,
+    builtin_config_text,
+    load_config_file,
+    validate_config,
+)
+from sam2_tracking.models.fetch import DEFAULT_MAX_CHECKPOINT_BYTES, DownloadCancelled, DownloadLimits, ModelEntry
+from sam2_tracking.models.files import (
     MANIFEST_NAME,
     check_name,
     clear_interrupted,
@@ -25,7 +31,7 @@ from .model_files import (
     partial_checkpoint,
     remove_model,
 )
-from .model_loading import (
+from sam2_tracking.models.loading import (
     CHECKPOINT_NAME,
     CONFIG_NAME,
     MAX_CACHED_MODELS,

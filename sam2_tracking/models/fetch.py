@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .model_config import MAX_CONFIG_BYTES, ModelError
+from sam2_tracking.models.config import MAX_CONFIG_BYTES, ModelError
 
 _CHUNK = 1 << 20
 _RETRIES = 3  # automatic resumes after a dropped connection or a stall within one download_model call
