@@ -86,11 +86,11 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="arrow-key steps to time")
     args = parser.parse_args()
 
-    from queues.runner import get_store
+    from queues.config import get_store
     from sam2_tracking.library import add_video
     from sam2_tracking.settings import Settings
-    from tests.support.app_server import AppServer
-    from tests.support.browser import chromium_browser
+    from sam2_tracking.testing.app_server import AppServer
+    from sam2_tracking.testing.browser import chromium_browser
     from web.frame_pack import packed_frames
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -102,8 +102,8 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
     args = parser.parse_args()
 
+    from queues.config import get_store
     from queues.dispatch import enqueue_tracking_job
-    from queues.runner import get_store
     from sam2_tracking.library import add_video
     from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.models.testmodel import build_test_model
@@ -122,7 +122,7 @@ def main() -> None:
         settings = Settings(data_dir=work / "data", model_dir=work / "models", queue_url=queue_url,
                             queue_names=("cpu", "gpu"), embedded_consumers=())
         # The real download path over loopback HTTP, as a consumer downloads a model.
-        from tests.support.loopback_server import LoopbackServer
+        from sam2_tracking.testing.loopback_server import LoopbackServer
 
         server = LoopbackServer(work / "testmodel")
         try:

@@ -91,8 +91,8 @@ def prepare(work: Path, clients: int, jobs_per_client: int, frames: int, import_
     from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
+    from sam2_tracking.testing.loopback_server import LoopbackServer
     from sam2_tracking.types import Box
-    from tests.support.loopback_server import LoopbackServer
 
     settings = Settings(data_dir=work / "data", model_dir=work / "models", queue_names=("cpu",),
                         embedded_consumers=())
@@ -207,8 +207,9 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds before unfinished jobs count as errors")
     args = parser.parse_args()
 
-    from tests.support.app_server import AppServer
-    from tests.support.queue_harness import stop_processes, wait_for
+    from sam2_tracking.testing.app_server import AppServer
+    from sam2_tracking.testing.queue_harness import stop_processes
+    from sam2_tracking.testing.wait import wait_for
 
     work = Path(tempfile.mkdtemp(prefix="sam2-load-"))
     consumers: list[subprocess.Popen] = []

@@ -48,7 +48,7 @@ def summary(values: list[float]) -> dict:
 
 def click_and_wait(page, fx: float, fy: float, negative: bool = False) -> dict:
     """A click on the viewer's canvas and the preview's answer to it; an answer with an error stops the run."""
-    from tests.support.browser import preview_click
+    from sam2_tracking.testing.browser import preview_click
 
     answer = preview_click(page, fx, fy, negative)
     if answer.get("error"):
@@ -63,13 +63,13 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=256, help="test model image size")
     args = parser.parse_args()
 
-    from queues.runner import get_store
+    from benchmarks._common import model_dir as cached_test_model
+    from queues.config import get_store
     from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
-    from tests.conftest import cached_test_model
-    from tests.support.app_server import AppServer
-    from tests.support.browser import chromium_browser
-    from tests.support.loopback_server import LoopbackServer
+    from sam2_tracking.testing.app_server import AppServer
+    from sam2_tracking.testing.browser import chromium_browser
+    from sam2_tracking.testing.loopback_server import LoopbackServer
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

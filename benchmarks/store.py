@@ -111,7 +111,7 @@ def main() -> None:
     if args.backend == "postgres":
         database_url = args.database_url
         if not database_url:
-            from tests.support.postgres_server import PostgresServer, find_pg_bin
+            from sam2_tracking.testing.postgres_server import PostgresServer, find_pg_bin
 
             pg_bin = find_pg_bin()
             if pg_bin is None:

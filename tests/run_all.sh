@@ -19,7 +19,7 @@ test -d .venv || python3 -m venv .venv
 
 # Outside readers for tests/test_interop_*.py, each in its own venv: DIVE-DSA's server package pins pydantic 1 and
 # numpy 1.24, datumaro brings its own stack. Complete pinned lists, installed --no-deps; `.complete` marks a finished
-# install (the tests skip, saying why, when it is missing).
+# install (the tests fail, saying why, when it is missing).
 for side in dive datumaro; do
   if [ ! -f ".cache/venv-$side/.complete" ]; then
     rm -rf ".cache/venv-$side"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from queues.runner import get_store
+from queues.config import get_store
 from sam2_tracking.settings import Settings
-from tests.support.app_server import AppServer
-from tests.support.queue_harness import wait_for
+from sam2_tracking.testing.app_server import AppServer
+from sam2_tracking.testing.wait import wait_for
 
 pytestmark = pytest.mark.slow
 

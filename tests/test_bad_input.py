@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.support.db_snapshot import snapshot
+from sam2_tracking.testing.db_snapshot import snapshot
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 VIDEO_W, VIDEO_H, VIDEO_FRAMES = 640, 360, 150  # assets/sample_shapes.mp4
@@ -612,7 +612,7 @@ class Remote:
     """The real app (python app.py) in a subprocess, driven through gradio_client like a browser."""
 
     def __init__(self, tmp: Path) -> None:
-        from tests.support.app_server import AppServer
+        from sam2_tracking.testing.app_server import AppServer
 
         self.tmp = tmp
         data_dir = tmp / "data"

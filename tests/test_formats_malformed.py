@@ -16,8 +16,8 @@ from sam2_tracking.formats.coco import annotations_to_coco
 from sam2_tracking.formats.dive import annotations_to_dive
 from sam2_tracking.formats.maskzip import annotations_to_mask_files, load_mask_zip, mask_to_png
 from sam2_tracking.store import UpsertKeyframe, open_store
+from sam2_tracking.testing.db_snapshot import snapshot
 from sam2_tracking.types import Box, FrameMask, JobSpec
-from tests.support.db_snapshot import snapshot
 
 W, H, FRAMES = 32, 24, 10
 

@@ -3,7 +3,7 @@ serializers) in its own venv, DIVE-written files read by ours, and the DIVE web 
 
 DIVE-DSA pins pydantic 1 and numpy 1.24, so it runs in .cache/venv-dive (made by tests/run_all.sh from
 requirements-interop-dive.txt) through tests/interop_readers/dive_reader.py in a subprocess. Without that venv the
-tests skip, saying how to make it.
+tests fail, saying how to make it (a skip would let the suite pass without ever asking the outside reader).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ READERS = REPO_ROOT / "tests" / "interop_readers"
 def side_python(name: str) -> Path:
     venv = REPO_ROOT / ".cache" / f"venv-{name}"
     if not (venv / ".complete").is_file():
-        pytest.skip(f"{venv} is missing: run tests/run_all.sh (it installs requirements-interop-{name}.txt there)")
+        pytest.fail(f"{venv} is missing: run bash tests/run_all.sh (it installs requirements-interop-{name}.txt there)",
+                    pytrace=False)
     return venv / "bin" / "python"
 
 

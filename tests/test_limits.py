@@ -125,7 +125,7 @@ def test_the_running_app_throttles_logins_per_user_and_address(tmp_path):
     """End to end: the middleware hands the address to the auth callable inside Gradio's own /login route."""
     import httpx
 
-    from tests.support.app_server import AppServer
+    from sam2_tracking.testing.app_server import AppServer
 
     data_dir = tmp_path / "data"
     server = AppServer(data_dir, data_dir / "models", SAM2T_ADMIN_PASSWORD="admin-secret",

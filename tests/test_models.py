@@ -507,7 +507,7 @@ def test_killed_download_is_reset_to_what_is_on_disk(file_server, test_model_dir
     sets the status from the disk, and the next download resumes the partial file."""
     from queues.catalogue import reset_stale_downloads
     from sam2_tracking.settings import Settings
-    from tests.support.queue_harness import wait_for
+    from sam2_tracking.testing.wait import wait_for
 
     for name in ("config.yaml", "checkpoint.pt"):
         shutil.copy(test_model_dir / name, file_server.root / name)
@@ -565,8 +565,8 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
     from queues.dispatch import JobSpecError, enqueue_model_download, validate_job_spec
     from queues.jobs_api import Caller, list_downloads
     from sam2_tracking.library import add_video_if_missing
+    from sam2_tracking.testing.queue_harness import ASSETS
     from sam2_tracking.types import JobSpec
-    from tests.support.queue_harness import ASSETS
 
     settings, store = catalogue_env
     for name in ("config.yaml", "checkpoint.pt"):
@@ -585,7 +585,7 @@ def test_admin_cancel_stops_a_redownload_and_the_model_stays_ready(catalogue_env
     outcome: list[str] = []
     thread = threading.Thread(target=lambda: outcome.append(run_model_download(settings, store, "test_model", True)))
     thread.start()
-    from tests.support.queue_harness import wait_for
+    from sam2_tracking.testing.wait import wait_for
 
     part = models.partial_checkpoint(settings.model_dir, "test_model")
     wait_for(lambda: part.exists() and part.stat().st_size >= 1 << 20, 30, "the re-download to stall")
@@ -638,7 +638,7 @@ def test_failed_download_is_recorded_and_uploaded_models_cannot_be_downloaded(ca
 def test_install_uploaded_model(catalogue_env, test_model_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Offline servers: a config + checkpoint upload goes through the same checks as a download."""
     from queues.catalogue import install_uploaded_model
-    from tests.support.db_snapshot import snapshot as db_snapshot
+    from sam2_tracking.testing.db_snapshot import snapshot as db_snapshot
 
     settings, store = catalogue_env
     monkeypatch.setenv("SAM2T_TEST_SECRET", SECRET)
@@ -680,7 +680,8 @@ def test_install_uploaded_model(catalogue_env, test_model_dir: Path, tmp_path: P
 @pytest.mark.slow
 def test_consumer_killed_mid_download_then_restarted_shows_not_downloading(file_server, test_model_dir, tmp_path):
     from queues.dispatch import enqueue_model_download
-    from tests.support.queue_harness import QueueHarness, wait_for
+    from sam2_tracking.testing.queue_harness import QueueHarness
+    from sam2_tracking.testing.wait import wait_for
 
     for name in ("config.yaml", "checkpoint.pt"):
         shutil.copy(test_model_dir / name, file_server.root / name)
@@ -740,8 +741,9 @@ def test_consumer_with_an_empty_model_folder_fetches_the_model_for_its_job(model
     when a job needs it, reports it with its heartbeat, and fails a job whose file fails the catalogue's checksum
     with a readable message, keeping nothing of that file."""
     from queues.dispatch import enqueue_tracking_job
+    from sam2_tracking.testing.queue_harness import QueueHarness
+    from sam2_tracking.testing.wait import wait_for
     from sam2_tracking.types import JobSpec
-    from tests.support.queue_harness import QueueHarness, wait_for
     from ui.views import worker_models_cell
 
     checkpoint = test_model_dir / "checkpoint.pt"
@@ -836,8 +838,8 @@ def test_a_cancel_stops_a_consumers_model_fetch_for_its_job(file_server, test_mo
     from queues.worker import WorkerIdentity
     from sam2_tracking.settings import Settings
     from sam2_tracking.store import CreateTrack, UpsertKeyframe
+    from sam2_tracking.testing.wait import wait_for
     from sam2_tracking.types import Box, JobSpec
-    from tests.support.queue_harness import wait_for
 
     for name in ("config.yaml", "checkpoint.pt"):
         shutil.copy(test_model_dir / name, file_server.root / name)

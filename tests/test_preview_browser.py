@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from sam2_tracking.engine.masks import rle_to_mask
-from tests.support.app_server import start_tracking_ready_app
-from tests.support.browser import preview_click as click
-from tests.support.queue_harness import wait_for
+from sam2_tracking.testing.app_server import start_tracking_ready_app
+from sam2_tracking.testing.browser import preview_click as click
+from sam2_tracking.testing.wait import wait_for
 from tests.test_ui_browser import VIEWPORT, activate_track, painted, screenshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

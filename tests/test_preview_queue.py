@@ -11,10 +11,11 @@ import pytest
 from queues.dispatch import enqueue_tracking_job
 from queues.preview import PreviewError, preview_huey, request_preview
 from sam2_tracking.store import CreateTrack, UpsertKeyframe
+from sam2_tracking.testing.db_snapshot import snapshot
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
+from sam2_tracking.testing.redis_server import running_redis
+from sam2_tracking.testing.wait import wait_for
 from sam2_tracking.types import Box, Click, JobSpec
-from tests.support.db_snapshot import snapshot
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, wait_for
-from tests.support.redis_server import running_redis
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,9 @@ import pytest
 
 from queues.dispatch import JobSpecError, enqueue_model_download, enqueue_model_removal, enqueue_tracking_job
 from sam2_tracking.store import NotFound, UpsertKeyframe
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
+from sam2_tracking.testing.wait import wait_for
 from sam2_tracking.types import Box, JobSpec
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, wait_for
 
 
 @pytest.fixture()

@@ -12,9 +12,10 @@ import pytest
 
 from queues.dispatch import cancel_job, enqueue_tracking_job
 from sam2_tracking.jobs.plan import expected_notifications
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
+from sam2_tracking.testing.redis_server import running_redis
+from sam2_tracking.testing.wait import wait_for
 from sam2_tracking.types import JobSpec
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
-from tests.support.redis_server import running_redis
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def redis_url(tmp_path_factory):
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def harness(request, tmp_path, shared_model_dir):  # noqa: F811 (the imported fixture)
+def harness(request, tmp_path, shared_model_dir):
     queue_url = ""
     if request.param == "redis":
         queue_url = request.getfixturevalue("redis_url")

@@ -22,8 +22,9 @@ from queues.config import STALE_AFTER_S
 from queues.dispatch import enqueue_model_removal, enqueue_tracking_job, validate_job_spec
 from sam2_tracking.store import EditError
 from sam2_tracking.store.core import BUSY_TIMEOUT_S
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
+from sam2_tracking.testing.wait import wait_for
 from sam2_tracking.types import JobSpec
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
 
 ALICE = jobs_api.Caller("alice", is_admin=False)
 BOB = jobs_api.Caller("bob", is_admin=False)
@@ -31,7 +32,7 @@ ADMIN = jobs_api.Caller("admin", is_admin=True)
 
 
 @pytest.fixture()
-def harness(tmp_path, shared_model_dir):  # noqa: F811 (the imported fixture)
+def harness(tmp_path, shared_model_dir):
     h = QueueHarness(tmp_path, shared_model_dir, queues=("cpu", "gpu"))
     h.register_model()
     yield h

@@ -8,8 +8,9 @@ import pytest
 
 from queues.dispatch import enqueue_tracking_job
 from queues.runner import resume_point_path
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
+from sam2_tracking.testing.wait import wait_for
 from sam2_tracking.types import Direction, JobSpec
-from tests.support.queue_harness import TEST_MODEL_NAME, QueueHarness, shared_model_dir, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -17,7 +18,7 @@ FRAMES = 40
 
 
 @pytest.fixture
-def harness(tmp_path, shared_model_dir):  # noqa: F811 (the imported fixture)
+def harness(tmp_path, shared_model_dir):
     h = QueueHarness(tmp_path, shared_model_dir)
     h.register_model()
     yield h

@@ -21,8 +21,8 @@ from sam2_tracking.store import (
     UpsertKeyframe,
     open_store,
 )
+from sam2_tracking.testing.db_snapshot import snapshot
 from sam2_tracking.types import Box, Click, FrameMask, JobSpec
-from tests.support.db_snapshot import snapshot
 
 W, H = 64, 48
 

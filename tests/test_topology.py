@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 from sam2_tracking.settings import Settings
-from tests.support.queue_harness import REPO_ROOT, stop_processes, wait_for
-from tests.support.redis_server import running_redis
+from sam2_tracking.testing.queue_harness import REPO_ROOT, stop_processes
+from sam2_tracking.testing.redis_server import running_redis
+from sam2_tracking.testing.wait import wait_for
 
 pytestmark = pytest.mark.topology
 
@@ -161,7 +162,7 @@ def test_jobs_on_postgres_redis_and_consumers_without_a_shared_disk_equal_the_em
 
             # Consumers first (their torch import overlaps the app's start), each on its own "machine", told the
             # app's address (its port is chosen now) and the worker token.
-            from tests.support.app_server import AppServer, free_port
+            from sam2_tracking.testing.app_server import AppServer, free_port
 
             app_port = free_port()
             consumer_env = {}

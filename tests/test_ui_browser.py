@@ -11,8 +11,9 @@ import os
 
 import pytest
 
-from tests.support.app_server import AppServer, start_tracking_ready_app
-from tests.support.queue_harness import TEST_MODEL_NAME, wait_for
+from sam2_tracking.testing.app_server import AppServer, start_tracking_ready_app
+from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME
+from sam2_tracking.testing.wait import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

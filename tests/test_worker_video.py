@@ -11,7 +11,7 @@ import pytest
 
 from sam2_tracking.engine.remote_video import CACHE_FOLDER, HASH_HEADER, VideoFetchError, fetch_video, local_video_path
 from sam2_tracking.settings import Settings
-from tests.support.app_server import AppServer
+from sam2_tracking.testing.app_server import AppServer
 
 TOKEN = "worker-token-0123456789abcdef"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

@@ -1,4 +1,5 @@
-"""Run the real app (`python app.py`) as a subprocess on a free loopback port, for browser and HTTP API tests."""
+"""Run the real app (`python app.py`) as a subprocess on a free loopback port, for browser and HTTP API tests and the
+browser and load benchmarks."""
 
 from __future__ import annotations
 
@@ -8,9 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
-
-from tests.support.queue_harness import REPO_ROOT, wait_for
+from sam2_tracking.testing.queue_harness import REPO_ROOT, TEST_MODEL_NAME
+from sam2_tracking.testing.wait import wait_for
 
 
 def free_port() -> int:
@@ -37,6 +37,8 @@ class AppServer:
         wait_for(self._answers, 120, f"the app to answer on {self.url} (log: {self.log_path})", 0.3)
 
     def _answers(self) -> bool:
+        import httpx
+
         if self.process.poll() is not None:
             raise AssertionError(f"the app exited: {self.log_path.read_text()[-3000:]}")
         try:
@@ -60,10 +62,9 @@ class AppServer:
 def start_tracking_ready_app(root: Path, model_server) -> tuple[AppServer, object, object]:
     """`python app.py` on a fresh data folder with the test model downloaded and marked ready, SAM2 and mask tracking
     switched on: what the browser tests start from. Returns (server, store, settings); stop the server after."""
-    from queues.runner import get_store
+    from queues.config import get_store
     from sam2_tracking.models.catalogue import custom_model_entry, download_model
     from sam2_tracking.settings import Settings
-    from tests.support.queue_harness import TEST_MODEL_NAME
 
     data_dir, model_dir = root / "data", root / "models"
     entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")

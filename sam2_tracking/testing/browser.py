@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
+from collections.abc import Iterator
+from typing import Any
+
+from sam2_tracking.testing import MissingToolError
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 
 
-def launch_chromium(playwright):
-    """Debian's Chromium (never a browser downloaded by `playwright install`)."""
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's Chromium (never a browser downloaded by `playwright install`); MissingToolError when it is not there."""
     executable = shutil.which("chromium")
     if executable is None:
-        import pytest
-
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; tests/run_all.sh installs it")
-        pytest.skip("chromium is not installed (bash tests/run_all.sh installs it)")
+        raise MissingToolError("chromium is not installed: bash tests/run_all.sh installs it (Debian packages chromium and "
+                          "chromium-driver)")
     return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
 
 
 @contextlib.contextmanager
-def chromium_browser():
+def chromium_browser() -> Iterator[Any]:
     """A Debian Chromium driven by Playwright for the length of the block."""
     from playwright.sync_api import sync_playwright
 
@@ -35,7 +35,7 @@ def chromium_browser():
             browser.close()
 
 
-def preview_click(page, fx: float, fy: float, negative: bool = False) -> dict:
+def preview_click(page: Any, fx: float, fy: float, negative: bool = False) -> dict:
     """Click on the viewer's canvas at a fraction of its size (shift: a negative point) and wait for the seed
     preview's answer to that click; returns the answer as the page recorded it (window.sam2Preview.answers)."""
     before = page.evaluate("window.sam2Preview.answers.length")

@@ -1,5 +1,8 @@
-"""Real consumer processes for queue tests: a data folder, settings, `python -m queues.consumer` subprocesses, and
-the test model installed through the real download path."""
+"""Real consumer processes for queue tests and benchmarks: a data folder, settings, `python -m queues.consumer`
+subprocesses, and the test model installed through the real download path.
+
+The one place under sam2_tracking that touches queues/: it drives that layer from outside, as a deployment does, and
+imports it inside QueueHarness only (the same per-process store object the queue code in a test's process uses)."""
 
 from __future__ import annotations
 
@@ -7,42 +10,29 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import pytest
-
 from sam2_tracking.settings import Settings
+from sam2_tracking.testing.wait import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSETS = REPO_ROOT / "assets"
 TEST_MODEL_NAME = "testmodel"
 
 
-def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
-    """Poll predicate until it returns something truthy; fail with `what` after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-@pytest.fixture(scope="session")
-def shared_model_dir(tmp_path_factory, model_server):
-    """The test model downloaded through the real download path (HTTP, verification, safe load) once per session.
-    A test module that needs it imports this fixture by name."""
+def install_test_model(model_server_url: str, model_dir: Path) -> Path:
+    """The test model downloaded from model_server_url through the real download path (HTTP, verification, safe
+    load) into model_dir, as TEST_MODEL_NAME; returns model_dir."""
     from sam2_tracking.models.catalogue import custom_model_entry, download_model
 
-    model_dir = tmp_path_factory.mktemp("models")
-    entry = custom_model_entry(TEST_MODEL_NAME, model_server.url + "/config.yaml", model_server.url + "/checkpoint.pt")
+    entry = custom_model_entry(TEST_MODEL_NAME, model_server_url + "/config.yaml", model_server_url + "/checkpoint.pt")
     download_model(entry, model_dir)
     return model_dir
 
 
 class QueueHarness:
+    """A data folder with its store, and the consumer subprocesses a test starts on it (close() stops them)."""
+
     def __init__(self, tmp_path: Path, model_dir: Path, queue_url: str = "",
                  queues: tuple[str, ...] = ("cpu", "gpu")) -> None:
         from queues.config import get_store

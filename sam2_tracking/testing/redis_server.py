@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.queue_harness import wait_for
+from sam2_tracking.testing import MissingToolError
+from sam2_tracking.testing.wait import wait_for
 
 
 @contextlib.contextmanager
 def running_redis(workdir: Path) -> Iterator[str]:
-    """Start redis-server (no persistence) in workdir and yield its URL; skip (fail in CI) if it is not installed."""
+    """Start redis-server (no persistence) in workdir and yield its URL; MissingToolError if it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; tests/run_all.sh installs it")
-        pytest.skip("redis-server is not installed (bash tests/run_all.sh installs it)")
+        raise MissingToolError("redis-server is not installed: bash tests/run_all.sh installs it (Debian package "
+                          "redis-server)")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
