@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
+from sam2_tracking.states import JobState, Lease
 from sam2_tracking.store import (
     SCHEMA_VERSION,
     CreateTrack,
@@ -63,7 +64,8 @@ def test_open_creates_schema_wal_and_foreign_keys(tmp_path):
     conn.close()
     again = open_store(path)  # migrating an up-to-date file is a no-op
     assert again.list_datasets() == []
-    assert again._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    with again._write() as conn:  # the writer connection enforces foreign keys
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     again.close()
 
 
@@ -264,7 +266,7 @@ def test_undo_leaves_a_persons_later_edit(store, dataset):
 def test_job_lifecycle(store, dataset):
     tid = store.create_track(dataset.dataset_id).track_id
     job = store.create_job(JobSpec(dataset.dataset_id, (tid,), 3, "tiny", "gpu", num_frames=10, direction="both"), 19)
-    assert job.status == "queued" and job.spec.direction.value == "both" and job.frames_total == 19
+    assert job.status is JobState.QUEUED and job.spec.direction.value == "both" and job.frames_total == 19
     assert store.claim_job(job.job_id, "w1") and not store.claim_job(job.job_id, "w2")
     started_at = store.get_job(job.job_id).started_at
     # Claimed again by its holder (to fetch the model, then to track): not a resume.
@@ -282,13 +284,13 @@ def test_job_lifecycle(store, dataset):
     assert job.notification.preview_jpeg == b"\xff\xd8" and job.notifications_count == 1 and job.fps == 2.5
     with pytest.raises(ValueError, match="unknown or read-only"):
         store.update_job(job.job_id, committed_forward_idx=3)
-    assert store.requeue_job(job.job_id, expected_worker="w2") and store.get_job(job.job_id).status == "queued"
+    assert store.requeue_job(job.job_id, expected_worker="w2") and store.get_job(job.job_id).status is JobState.QUEUED
     assert store.list_jobs(dataset.dataset_id, statuses=["queued"])[0].job_id == job.job_id
     store.request_cancel(job.job_id)
     assert store.is_cancel_requested(job.job_id) and not store.claim_job(job.job_id, "w3")
     assert store.cancel_if_queued(job.job_id)
     job = store.get_job(job.job_id)
-    assert job.status == "cancelled" and job.finished_at is not None
+    assert job.status is JobState.CANCELLED and job.finished_at is not None
     with pytest.raises(NotFound):
         store.get_job(12345)
 
@@ -359,18 +361,18 @@ def test_a_worker_that_lost_its_job_cannot_write_or_end_it(store, dataset):
 
     tid = store.create_track(dataset.dataset_id).track_id
     job = running_job(store, dataset, [tid])  # held by w1
-    assert store.job_lease(job.job_id, "w1") == "ok"
+    assert store.job_lease(job.job_id, "w1") is Lease.OK
     assert store.requeue_job(job.job_id, expected_worker="w1") and store.claim_job(job.job_id, "w2")
-    assert store.job_lease(job.job_id, "w1") == "lost"
+    assert store.job_lease(job.job_id, "w1") is Lease.LOST
     with pytest.raises(LeaseLost):
         store.write_job_batch(job.job_id, results(tid, [0, 1]), worker="w1")
     assert not store.finish_job(job.job_id, "w1", "failed", error="boom")
     store.write_job_batch(job.job_id, results(tid, [0, 1]), worker="w2")
     store.request_cancel(job.job_id)
-    assert store.job_lease(job.job_id, "w2") == "cancel"
+    assert store.job_lease(job.job_id, "w2") is Lease.CANCEL
     assert store.finish_job(job.job_id, "w2", "cancelled")
     job = store.get_job(job.job_id)
-    assert job.status == "cancelled" and job.error is None and store.job_frames_written(job.job_id) == {0, 1}
+    assert job.status is JobState.CANCELLED and job.error is None and store.job_frames_written(job.job_id) == {0, 1}
 
 
 def test_a_track_deleted_mid_job_fails_its_next_batch_with_a_message(store, dataset):
@@ -384,16 +386,16 @@ def test_a_track_deleted_mid_job_fails_its_next_batch_with_a_message(store, data
 def test_staging_rows_of_an_import_that_died_are_removed_later(store, dataset, monkeypatch):
     """An import whose process died between its staging transactions leaves a hidden dataset with tracks and
     features; the next start removes it once it is a day old, and nothing else (a running import's is young)."""
-    from sam2_tracking.store import exchange
+    from sam2_tracking.store import import_export
 
     keep = store.create_track(dataset.dataset_id, "kept").track_id
     store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
                      [UpsertKeyframe(keep, 0, box=Box(1, 1, 9, 9))])
     tracks = [TrackData(1, (("fish", 1.0),), tuple(Feature(1, f, box=Box(2, 2, 20, 20)) for f in range(9)), {})]
     incoming = AnnotationSet(tuple(tracks), W, H, 50, 30.0, "clip")
-    monkeypatch.setattr(exchange, "IMPORT_CHUNK_ROWS", 4)
+    monkeypatch.setattr(import_export, "IMPORT_CHUNK_ROWS", 4)
     monkeypatch.setattr(type(store), "_drop_staging_dataset", lambda self, staging_id: None)  # the process "dies"
-    monkeypatch.setattr(exchange, "_check_revision", lambda *a: (_ for _ in ()).throw(SystemExit("killed")))
+    monkeypatch.setattr(import_export, "_check_revision", lambda *a: (_ for _ in ()).throw(SystemExit("killed")))
     with pytest.raises(SystemExit):
         store.import_annotations(dataset.dataset_id, incoming)
     monkeypatch.undo()
@@ -406,8 +408,9 @@ def test_staging_rows_of_an_import_that_died_are_removed_later(store, dataset, m
     assert store.drop_abandoned_imports() == 1
     with store._read() as conn:
         assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM tracks WHERE dataset_id <> ?", (dataset.dataset_id,)).fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM features WHERE track_id <> ?", (keep,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tracks WHERE dataset_id <> :id",
+                            {"id": dataset.dataset_id}).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM features WHERE track_id <> :id", {"id": keep}).fetchone()[0] == 0
     assert [t.track_id for t in store.list_tracks(dataset.dataset_id)] == [keep]
     assert [d.dataset_id for d in store.list_datasets()] == [dataset.dataset_id]
 
@@ -417,9 +420,9 @@ def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkey
     """A large import (forced here with a chunk of 7 rows) is staged in many short transactions and swapped in at
     once; a small one is one transaction. Either way the result is the same, staging leaves nothing behind, and
     the replace is refused (store unchanged) while a job on the dataset is queued."""
-    from sam2_tracking.store import exchange
+    from sam2_tracking.store import import_export
 
-    monkeypatch.setattr(exchange, "IMPORT_CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(import_export, "IMPORT_CHUNK_ROWS", chunk_rows)
     old = store.create_track(dataset.dataset_id, "old").track_id
     store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id),
                      [UpsertKeyframe(old, f, box=Box(1, 1, 9, 9)) for f in range(12)])
@@ -451,6 +454,6 @@ def test_import_replace_in_bounded_transactions(store, dataset, tmp_path, monkey
     assert [d.dataset_id for d in store.list_datasets()] == [dataset.dataset_id]
     with store._read() as conn:
         assert conn.execute("SELECT count(*) FROM datasets WHERE staging = 1").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM tracks WHERE track_id = ?", (old,)).fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM features WHERE track_id = ?", (old,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM tracks WHERE track_id = :id", {"id": old}).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM features WHERE track_id = :id", {"id": old}).fetchone()[0] == 0
     assert old not in mapping.values(), "a replaced track's id is never given to a new one"

@@ -1,5 +1,6 @@
-"""The store's schema in SQLAlchemy Core (store/sql_schema.py) equals the shipped SQLite schema (store/schema.py)
-column for column, and creates, migrates and enforces the same rules on a real PostgreSQL."""
+"""The store's one schema (store/sql_schema.py's metadata) and its versioned migrations (store/migrations.py): a
+store migrated from an old version has exactly the tables of a new one, concurrent openers create it once, a store
+from a newer app is refused, and PostgreSQL enforces the same rules as SQLite."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from sam2_tracking.store import sql_schema
-from sam2_tracking.store.schema import SCHEMA_VERSION, migrate
+from sam2_tracking.store import SCHEMA_VERSION, open_store, sql_schema
+from tests.test_store_migration import build_v4_sqlite
 
 
 def _affinity(declared: str) -> str:
@@ -44,30 +45,29 @@ def _describe(conn: sqlite3.Connection) -> dict:
     return tables
 
 
-def test_core_schema_matches_the_shipped_sqlite_schema(tmp_path):
-    shipped = sqlite3.connect(tmp_path / "shipped.db", isolation_level=None)
-    migrate(shipped)
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'core.db'}")
-    assert sql_schema.migrate_engine(engine) == SCHEMA_VERSION
-    engine.dispose()
-    core = sqlite3.connect(tmp_path / "core.db")
-    expected, actual = _describe(shipped), _describe(core)
-    assert sorted(actual) == sorted(expected)
+def test_a_migrated_sqlite_file_has_the_tables_of_a_new_one(tmp_path):
+    """A file made by the version 4 app (its own DDL), migrated, equals a file created from the metadata: the
+    migrations and the one schema definition cannot drift apart."""
+    old = tmp_path / "v4.db"
+    build_v4_sqlite(old)
+    open_store(old).close()
+    open_store(tmp_path / "new.db").close()
+    migrated, new = sqlite3.connect(old), sqlite3.connect(tmp_path / "new.db")
+    expected, actual = _describe(new), _describe(migrated)
+    assert sorted(actual) == sorted(expected) == sorted(sql_schema.metadata.tables)
     for table in expected:
         assert actual[table] == expected[table], table
-    shipped.close()
-    core.close()
+    assert migrated.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    migrated.close()
+    new.close()
 
 
-@pytest.mark.postgres
-def test_postgres_database_is_created_once_even_by_concurrent_openers(postgres_url):
-    url = postgres_url.replace("postgresql://", "postgresql+psycopg://", 1)
-    engine = sa.create_engine(url, pool_size=8)
-    versions, errors = [], []
+def test_concurrent_openers_create_the_store_once(store_location):
+    errors = []
 
     def open_it():
         try:
-            versions.append(sql_schema.migrate_engine(engine))
+            open_store(store_location).close()
         except Exception as exc:  # collected and asserted below: a race would show as a duplicate-table error
             errors.append(exc)
 
@@ -76,23 +76,22 @@ def test_postgres_database_is_created_once_even_by_concurrent_openers(postgres_u
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors and versions == [SCHEMA_VERSION] * 4
-    inspector = sa.inspect(engine)
-    assert set(inspector.get_table_names()) == set(sql_schema.metadata.tables)
-    assert {c["name"] for c in inspector.get_columns("jobs")} == set(sql_schema.jobs.c.keys())
-    assert sql_schema.migrate_engine(engine) == SCHEMA_VERSION  # idempotent
+    assert not errors
+    with open_store(store_location) as store, store._read() as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
 
-    with engine.begin() as conn:
-        conn.execute(sa.update(sql_schema.schema_version).values(version=SCHEMA_VERSION + 50))
+
+def test_a_store_from_a_newer_app_is_refused(store_location):
+    with open_store(store_location) as store, store._write() as conn:
+        conn.execute("UPDATE schema_version SET version = :v", {"v": SCHEMA_VERSION + 50})
     with pytest.raises(RuntimeError, match="knows only up to"):
-        sql_schema.migrate_engine(engine)
-    engine.dispose()
+        open_store(store_location)
 
 
 @pytest.mark.postgres
 def test_postgres_enforces_the_same_rules(postgres_url):
+    open_store(postgres_url).close()
     engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    sql_schema.migrate_engine(engine)
     s = sql_schema
     with engine.begin() as conn:
         dataset_id = conn.execute(s.datasets.insert().values(
@@ -107,7 +106,7 @@ def test_postgres_enforces_the_same_rules(postgres_url):
                                                 job_id=job_id))
         row = conn.execute(sa.select(s.jobs.c.status, s.jobs.c.frames_done, s.tracks.c.attributes)
                            .select_from(s.jobs.join(s.tracks, s.tracks.c.dataset_id == s.jobs.c.dataset_id))).one()
-        assert tuple(row) == ("queued", 0, "{}")  # server defaults as schema.py declares them
+        assert tuple(row) == ("queued", 0, "{}")  # the metadata's server defaults
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
         conn.execute(s.datasets.insert().values(name="x", path="x", kind="audio", frame_count=1, fps=1.0, width=1,
                                                 height=1, created_at=1.0))
@@ -118,16 +117,4 @@ def test_postgres_enforces_the_same_rules(postgres_url):
         assert conn.execute(sa.select(s.features.c.job_id)).scalar_one() is None  # ON DELETE SET NULL
         conn.execute(s.datasets.delete().where(s.datasets.c.dataset_id == dataset_id))
         assert conn.execute(sa.select(sa.func.count()).select_from(s.features)).scalar_one() == 0  # cascades
-    engine.dispose()
-
-
-@pytest.mark.postgres
-def test_postgres_database_from_an_older_app_is_upgraded(postgres_url):
-    engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    sql_schema.migrate_engine(engine)
-    with engine.begin() as conn:  # what an app at the first PostgreSQL version created
-        conn.execute(sa.text("ALTER TABLE workers DROP COLUMN models"))
-        conn.execute(sa.update(sql_schema.schema_version).values(version=sql_schema.FIRST_POSTGRES_VERSION))
-    assert sql_schema.migrate_engine(engine) == SCHEMA_VERSION
-    assert {c["name"] for c in sa.inspect(engine).get_columns("workers")} == set(sql_schema.workers.c.keys())
     engine.dispose()

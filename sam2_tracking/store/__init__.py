@@ -1,27 +1,28 @@
 """Persistence: datasets, tracks, features (masks as COCO RLE), people's edits, jobs, workers, settings and models.
 
-    store = open_store(settings.store_path)
+    store = open_store(settings.store_location)
     ...
     store.close()
 
-No other module writes SQL. Two backends, one contract (backend.py): a SQLite file serves the app and any number of
-consumer processes on one machine (WAL, busy timeout, IMMEDIATE write transactions); a PostgreSQL database
-(SAM2T_DATABASE_URL) serves processes on several machines (row locks, versioned migrations run on open). The API is split by topic into mixins (huey-style: one short class per concern).
+No other module writes SQL. Two backends behind one small interface (backend.py), siblings: sqlite.py (a file that
+serves the app and any number of consumer processes on one machine) and postgres.py (a database that serves
+processes on several machines); one schema (sql_schema.py) and one versioned migration runner (migrations.py) for
+both. Reads never wait for writers on either. The API is split by topic into mixins (huey-style: one short class per
+concern): core (datasets, settings, models, workers), tracks (tracks, features, people's edits), jobs (job rows and
+leases), job_results (batches and undo), import_export (whole annotation sets).
 """
 
 from __future__ import annotations
 
 import os
 
-from sam2_tracking.store.annotations import AnnotationsMixin
+from sam2_tracking.states import DOWNLOADING_MODEL_STATES
 from sam2_tracking.store.core import StoreCore
-from sam2_tracking.store.exchange import ExchangeMixin
-from sam2_tracking.store.jobs import JobsMixin
+from sam2_tracking.store.import_export import ImportExportMixin
+from sam2_tracking.store.job_results import JobResultsMixin
+from sam2_tracking.store.jobs import JobsMixin, LeaseLost
 from sam2_tracking.store.records import (
     DATASET_KINDS,
-    DOWNLOADING_MODEL_STATUSES,
-    JOB_STATUSES,
-    MODEL_STATUSES,
     CreateTrack,
     Dataset,
     DeleteFeature,
@@ -43,10 +44,14 @@ from sam2_tracking.store.records import (
     spec_from_json,
     spec_to_json,
 )
-from sam2_tracking.store.schema import SCHEMA_VERSION
+from sam2_tracking.store.sql_schema import SCHEMA_VERSION
+from sam2_tracking.store.tracks import TracksMixin
+
+# Kept for the UI and queue modules that test membership with it; the states live in sam2_tracking.states.
+DOWNLOADING_MODEL_STATUSES = DOWNLOADING_MODEL_STATES
 
 
-class Store(AnnotationsMixin, JobsMixin, ExchangeMixin, StoreCore):
+class Store(TracksMixin, JobsMixin, JobResultsMixin, ImportExportMixin, StoreCore):
     """The whole store API; see each mixin for its part. Thread-safe; one per process is enough."""
 
 
@@ -56,8 +61,8 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 __all__ = [
-    "DATASET_KINDS", "DOWNLOADING_MODEL_STATUSES", "JOB_STATUSES", "MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
-    "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "ModelRecord", "NotFound",
+    "DATASET_KINDS", "DOWNLOADING_MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
+    "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "LeaseLost", "ModelRecord", "NotFound",
     "RevisionConflict", "SavedRevision", "Store", "StoreError", "Track", "UpdateTrack", "UpsertKeyframe", "Worker",
     "open_store", "spec_from_json", "spec_to_json",
 ]

@@ -1,79 +1,41 @@
-"""The store's connection handling plus the small tables: datasets, settings, the model catalogue and workers.
+"""The store's transactions plus the small tables: datasets, settings, the model catalogue and workers.
 
-Two backends (see backend.py): a SQLite file (below) or a PostgreSQL URL (a pooled engine, row locks). On SQLite,
-one sqlite3 connection per Store, shared by Gradio's handler threads under a lock. Several processes (the app and
-its consumers) open the same file: WAL lets readers run beside one writer, every write transaction starts with
-BEGIN IMMEDIATE (so two writers queue on the busy timeout instead of failing on a read-to-write upgrade), and the
-busy timeout is long enough to ride out another process's batch commit.
+The backend (backend.py: sqlite.py or postgres.py) gives the transactions; nothing here knows which one it is.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
-from sam2_tracking.store.backend import PostgresBackend, SqliteConnection, is_database_url, redact_url
-from sam2_tracking.store.records import DATASET_KINDS, MODEL_STATUSES, Dataset, ModelRecord, NotFound, Worker
-from sam2_tracking.store.schema import migrate
+from sam2_tracking.states import ModelState, SourceKind
+from sam2_tracking.store.backend import Connection, open_backend
+from sam2_tracking.store.records import DATASET_KINDS, Dataset, ModelRecord, NotFound, Worker
 
+# How long a SQLite writer waits for another process's write transaction (a batch commit, an import's chunk).
 BUSY_TIMEOUT_S = 30.0
 
 
 class StoreCore:
-    """Connection, transactions, datasets, settings, models and workers. See Store for the whole API."""
+    """Transactions, datasets, settings, models and workers. See Store for the whole API."""
 
     def __init__(self, path: str | os.PathLike, busy_timeout_s: float = BUSY_TIMEOUT_S) -> None:
-        self._lock = threading.RLock()
-        self._closed = False
-        self._postgres = None
-        if is_database_url(path):
-            # PostgreSQL: no file; `path` stays None and `location` names the database (without its password).
-            self.path = None
-            self.location = redact_url(path)
-            self._postgres = PostgresBackend(path)
-            return
-        self.path = Path(path)
-        self.location = str(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction is exactly what we say it is.
-        self._conn = sqlite3.connect(
-            str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False,
-            factory=SqliteConnection,
-        )
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise RuntimeError(f"could not switch {self.path} to WAL journal mode (got {mode!r})")
-            # NORMAL is durable across application crashes in WAL mode; only an OS crash can lose the last commit.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            migrate(self._conn)
-        except BaseException:
-            self._conn.close()
-            raise
+        self._backend = open_backend(path, busy_timeout_s)
+        self.path = self._backend.path  # None for a PostgreSQL database
+        self.location = self._backend.location  # the file, or the URL without its password
 
     @property
     def dialect(self) -> str:
         """"sqlite" or "postgresql"."""
-        return "sqlite" if self._postgres is None else "postgresql"
+        return self._backend.dialect
 
     # ---- plumbing ---------------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                if self._postgres is not None:
-                    self._postgres.close()
-                else:
-                    self._conn.close()
+        self._backend.close()
 
     def __enter__(self):
         return self
@@ -82,40 +44,17 @@ class StoreCore:
         self.close()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: everything inside commits together or not at all."""
-        with self._lock:
-            self._check_open()
-            if self._postgres is not None:
-                with self._postgres.write() as conn:
-                    yield conn
-                return
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def _write(self) -> Iterator[Connection]:
+        """One write transaction: everything inside commits together or not at all. Writers queue for each other;
+        readers never wait for them."""
+        with self._backend.write() as conn:
+            yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[Connection]:
         """A read transaction, so several queries see one consistent snapshot even while a consumer commits."""
-        with self._lock:
-            self._check_open()
-            if self._postgres is not None:
-                with self._postgres.read() as conn:
-                    yield conn
-                return
-            self._conn.execute("BEGIN")
-            try:
-                yield self._conn
-            finally:
-                self._conn.execute("COMMIT")
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"the store {self.location} is closed")
+        with self._backend.read() as conn:
+            yield conn
 
     # ---- datasets ---------------------------------------------------------------------------------------------
 
@@ -129,14 +68,15 @@ class StoreCore:
         with self._write() as conn:
             dataset_id = conn.execute(
                 "INSERT INTO datasets (name, path, kind, frame_count, fps, width, height, revision, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?) RETURNING dataset_id",
-                (name, str(path), kind, int(frame_count), float(fps), int(width), int(height), time.time()),
+                " VALUES (:name, :path, :kind, :frame_count, :fps, :width, :height, 0, :now) RETURNING dataset_id",
+                {"name": name, "path": str(path), "kind": kind, "frame_count": int(frame_count), "fps": float(fps),
+                 "width": int(width), "height": int(height), "now": time.time()},
             ).fetchone()[0]
-            return _dataset_row(conn, dataset_id)
+            return dataset_row(conn, dataset_id)
 
     def get_dataset(self, dataset_id: int) -> Dataset:
         with self._read() as conn:
-            return _dataset_row(conn, dataset_id)
+            return dataset_row(conn, dataset_id)
 
     def list_datasets(self) -> list[Dataset]:
         with self._read() as conn:
@@ -149,35 +89,30 @@ class StoreCore:
         """The most recently added dataset for this path, or None."""
         with self._read() as conn:
             row = conn.execute(
-                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE path = ? AND staging = 0"
+                f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE path = :path AND staging = 0"
                 " ORDER BY dataset_id DESC LIMIT 1",
-                (str(path),),
+                {"path": str(path)},
             ).fetchone()
         return None if row is None else Dataset(*row)
 
-    def delete_dataset(self, dataset_id: int) -> None:
-        """Delete a dataset with its tracks, features and jobs (the video file is left alone)."""
-        with self._write() as conn:
-            if conn.execute("DELETE FROM datasets WHERE dataset_id = ?", (dataset_id,)).rowcount == 0:
-                raise NotFound(f"dataset {dataset_id} does not exist")
-
     def get_revision(self, dataset_id: int) -> int:
         with self._read() as conn:
-            return _dataset_row(conn, dataset_id).revision
+            return dataset_row(conn, dataset_id).revision
 
     # ---- settings ---------------------------------------------------------------------------------------------
 
     def get_setting(self, key: str, default=None):
         with self._read() as conn:
-            row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+            row = conn.execute("SELECT value FROM settings WHERE key = :key", {"key": key}).fetchone()
         return default if row is None else json.loads(row[0])
 
     def set_setting(self, key: str, value) -> None:
         text = json.dumps(value)  # fails here, before the write, if the value is not JSON-able
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
+                "INSERT INTO settings (key, value) VALUES (:key, :value)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                {"key": key, "value": text},
             )
 
     # ---- model catalogue --------------------------------------------------------------------------------------
@@ -188,46 +123,55 @@ class StoreCore:
         config: str,
         checkpoint_url: str,
         is_default: bool,
-        status: str,
+        status: ModelState | str,
         size: int | None = None,
         sha256: str | None = None,
         progress_bytes: int | None = None,
         total_bytes: int | None = None,
         error: str | None = None,
+        source: SourceKind | str = SourceKind.URL,
     ) -> ModelRecord:
-        if status not in MODEL_STATUSES:
-            raise ValueError(f"model status must be one of {MODEL_STATUSES}, got {status!r}")
+        """Add a catalogue entry or replace one (its cancel_requests count is kept)."""
+        values = {"name": name, "config": config, "checkpoint_url": checkpoint_url, "is_default": int(bool(is_default)),
+                  "status": _model_state(status).value, "size": size, "sha256": sha256,
+                  "progress_bytes": progress_bytes, "total_bytes": total_bytes, "error": error,
+                  "source": SourceKind(source).value, "updated_at": time.time()}
+        columns = ", ".join(values)
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO models (name, config, checkpoint_url, is_default, status, size, sha256, progress_bytes,"
-                " total_bytes, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET config = excluded.config,"
-                " checkpoint_url = excluded.checkpoint_url, is_default = excluded.is_default,"
-                " status = excluded.status, size = excluded.size, sha256 = excluded.sha256,"
-                " progress_bytes = excluded.progress_bytes, total_bytes = excluded.total_bytes,"
-                " error = excluded.error, updated_at = excluded.updated_at",
-                (name, config, checkpoint_url, int(bool(is_default)), status, size, sha256, progress_bytes,
-                 total_bytes, error, time.time()),
+                f"INSERT INTO models ({columns}) VALUES ({', '.join(':' + c for c in values)})"
+                " ON CONFLICT (name) DO UPDATE SET "
+                + ", ".join(f"{column} = excluded.{column}" for column in values if column != "name"),
+                values,
             )
             return _model_row(conn, name)
 
     def update_model(self, name: str, **fields) -> ModelRecord:
         """Change some columns of a catalogue entry (e.g. status and progress_bytes during a download)."""
         allowed = {"config", "checkpoint_url", "is_default", "status", "size", "sha256", "progress_bytes",
-                   "total_bytes", "error"}
+                   "total_bytes", "error", "source"}
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"update_model: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-        if "status" in fields and fields["status"] not in MODEL_STATUSES:
-            raise ValueError(f"model status must be one of {MODEL_STATUSES}, got {fields['status']!r}")
+        if "status" in fields:
+            fields["status"] = _model_state(fields["status"]).value
+        if "source" in fields:
+            fields["source"] = SourceKind(fields["source"]).value
         with self._write() as conn:
             _model_row(conn, name)
             if fields:
-                assignments = ", ".join(f"{column} = ?" for column in fields)
-                conn.execute(
-                    f"UPDATE models SET {assignments}, updated_at = ? WHERE name = ?",
-                    (*fields.values(), time.time(), name),
-                )
+                assignments = ", ".join(f"{column} = :{column}" for column in fields)
+                conn.execute(f"UPDATE models SET {assignments}, updated_at = :updated_at WHERE name = :name",
+                             {**fields, "updated_at": time.time(), "name": name})
+            return _model_row(conn, name)
+
+    def request_model_cancel(self, name: str) -> ModelRecord:
+        """Count a request to cancel the model's download: a running download stops when the count differs from the
+        one it read when it started, so a request aimed at a download that had already ended never stops a later
+        one (and no clocks of different machines are compared)."""
+        with self._write() as conn:
+            _model_row(conn, name)
+            conn.execute("UPDATE models SET cancel_requests = cancel_requests + 1 WHERE name = :name", {"name": name})
             return _model_row(conn, name)
 
     def get_model(self, name: str) -> ModelRecord:
@@ -241,7 +185,7 @@ class StoreCore:
 
     def delete_model(self, name: str) -> None:
         with self._write() as conn:
-            if conn.execute("DELETE FROM models WHERE name = ?", (name,)).rowcount == 0:
+            if conn.execute("DELETE FROM models WHERE name = :name", {"name": name}).rowcount == 0:
                 raise NotFound(f"model {name!r} is not in the catalogue")
 
     # ---- workers ----------------------------------------------------------------------------------------------
@@ -257,24 +201,26 @@ class StoreCore:
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO workers (worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at,"
-                " models) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE SET"
+                " models) VALUES (:worker_id, :queue, :host, :pid, :device, :job_id, :now, :now, :models)"
+                " ON CONFLICT (worker_id) DO UPDATE SET"
                 " queue = excluded.queue, host = excluded.host, pid = excluded.pid, device = excluded.device,"
                 " current_job_id = excluded.current_job_id, heartbeat_at = excluded.heartbeat_at,"
                 " models = excluded.models",
-                (worker_id, queue, host, int(pid), device, current_job_id, now, now, models_json),
+                {"worker_id": worker_id, "queue": queue, "host": host, "pid": int(pid), "device": device,
+                 "job_id": current_job_id, "now": now, "models": models_json},
             )
 
     def list_workers(self, queue: str | None = None, max_age_s: float | None = 15.0) -> list[Worker]:
         """Workers whose last heartbeat is at most max_age_s old (all of them if max_age_s is None)."""
         sql = ("SELECT worker_id, queue, host, pid, device, current_job_id, started_at, heartbeat_at, models"
                " FROM workers")
-        where, params = [], []
+        where, params = [], {}
         if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
+            where.append("queue = :queue")
+            params["queue"] = queue
         if max_age_s is not None:
-            where.append("heartbeat_at >= ?")
-            params.append(time.time() - max_age_s)
+            where.append("heartbeat_at >= :since")
+            params["since"] = time.time() - max_age_s
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._read() as conn:
@@ -283,24 +229,33 @@ class StoreCore:
 
     def remove_worker(self, worker_id: str) -> None:
         with self._write() as conn:
-            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+            conn.execute("DELETE FROM workers WHERE worker_id = :worker_id", {"worker_id": worker_id})
 
 
 _DATASET_COLUMNS = "dataset_id, name, path, kind, frame_count, fps, width, height, revision"
 _MODEL_COLUMNS = (
-    "name, config, checkpoint_url, is_default, status, size, sha256, progress_bytes, total_bytes, error, updated_at"
+    "name, config, checkpoint_url, is_default, status, size, sha256, progress_bytes, total_bytes, error, updated_at,"
+    " source, cancel_requests"
 )
 
 
-def _dataset_row(conn, dataset_id: int, lock: bool = False, share: bool = False) -> Dataset:
+def dataset_row(conn: Connection, dataset_id: int, lock: bool = False, share: bool = False) -> Dataset:
     """The dataset's row. Inside a write on PostgreSQL, lock=True holds it against other writers until commit (so a
     revision read here is still the revision when this transaction writes); share=True only against lock=True
     (a job's batch against a person's save, not against other jobs' batches). See backend.py for the lock order."""
     suffix = conn.for_update if lock else conn.for_share if share else ""
-    row = conn.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = ?{suffix}", (dataset_id,)).fetchone()
+    row = conn.execute(f"SELECT {_DATASET_COLUMNS} FROM datasets WHERE dataset_id = :dataset_id{suffix}",
+                       {"dataset_id": dataset_id}).fetchone()
     if row is None:
         raise NotFound(f"dataset {dataset_id} does not exist (it may have been deleted): reload the dataset list")
     return Dataset(*row)
+
+
+def _model_state(status: ModelState | str) -> ModelState:
+    try:
+        return ModelState(status)
+    except ValueError:
+        raise ValueError(f"model status must be one of {[s.value for s in ModelState]}, got {status!r}") from None
 
 
 def _worker_from_row(row: tuple) -> Worker:
@@ -313,13 +268,14 @@ def _worker_from_row(row: tuple) -> Worker:
 
 
 def _model_from_row(row: tuple) -> ModelRecord:
-    values = list(row)
-    values[3] = bool(values[3])
-    return ModelRecord(*values)
+    (name, config, url, is_default, status, size, sha256, progress, total, error, updated_at, source,
+     cancel_requests) = row
+    return ModelRecord(name, config, url, bool(is_default), ModelState(status), size, sha256, progress, total, error,
+                       updated_at, SourceKind(source), cancel_requests)
 
 
-def _model_row(conn, name: str) -> ModelRecord:
-    row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = ?", (name,)).fetchone()
+def _model_row(conn: Connection, name: str) -> ModelRecord:
+    row = conn.execute(f"SELECT {_MODEL_COLUMNS} FROM models WHERE name = :name", {"name": name}).fetchone()
     if row is None:
         raise NotFound(f"model {name!r} is not in the catalogue")
     return _model_from_row(row)

@@ -12,16 +12,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from sam2_tracking.annotations import Feature  # noqa: F401 (the store's feature record lives in the domain types)
+from sam2_tracking.states import JobState, ModelState, SourceKind
 from sam2_tracking.types import Box, Click, Direction, JobSpec
 
-JOB_STATUSES = ("queued", "running", "done", "failed", "cancelled")
-FINISHED_STATUSES = ("done", "failed", "cancelled")
-MODEL_STATUSES = ("absent", "queued", "downloading", "updating", "ready", "failed", "removing")
-# Jobs and previews may use a model in these. "updating": a forced re-download is queued or running while the verified
-# version on disk keeps serving (it is swapped in by one rename when the new one is verified).
-USABLE_MODEL_STATUSES = ("ready", "updating")
-# A download of the model is queued or running (an admin may cancel it; progress is shown).
-DOWNLOADING_MODEL_STATUSES = ("queued", "downloading", "updating")
 DATASET_KINDS = ("video", "images")
 
 
@@ -110,7 +103,7 @@ class Job:
     dataset_id: int
     spec: JobSpec
     queue: str
-    status: str
+    status: JobState
     frames_done: int
     frames_total: int
     fps: float | None
@@ -121,7 +114,7 @@ class Job:
     committed_backward_idx: int | None
     notification: JobNotification | None
     notifications_count: int
-    error: str | None
+    error: str | None  # why it failed; progress notes and stop reasons are in `message`
     worker: str | None
     resumed_count: int
     cancel_requested: bool
@@ -132,10 +125,11 @@ class Job:
     heartbeat_at: float | None
     undone_at: float | None = None
     owner: str | None = None  # who started it (login name or anonymous id); None for jobs from before owners
+    message: str | None = None  # a progress note ("fetching model ...") or why someone stopped it
 
     @property
     def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
+        return self.status.finished
 
     @property
     def percent(self) -> float:
@@ -159,23 +153,27 @@ class Worker:
 
 @dataclass(frozen=True)
 class ModelRecord:
-    """A model in the catalogue. config: a packaged config name or a path; status: one of MODEL_STATUSES."""
+    """A model in the catalogue. config: a packaged config name or a path ("" for a model installed from uploaded
+    files, whose config is in its folder; so is its checkpoint_url: see `source`). cancel_requests: how many times an
+    admin asked to cancel its download; a running download stops when it changes."""
 
     name: str
     config: str
     checkpoint_url: str
     is_default: bool
-    status: str
+    status: ModelState
     size: int | None = None
     sha256: str | None = None
     progress_bytes: int | None = None
     total_bytes: int | None = None
     error: str | None = None
     updated_at: float | None = None
+    source: SourceKind = SourceKind.URL
+    cancel_requests: int = 0
 
     @property
     def usable(self) -> bool:
-        return self.status in USABLE_MODEL_STATUSES
+        return self.status.usable
 
 
 # ---- edits accepted by Store.save_edits -------------------------------------------------------------------------

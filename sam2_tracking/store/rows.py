@@ -7,16 +7,19 @@ import json
 from sam2_tracking.store.records import EditError, Feature, NotFound, Track
 from sam2_tracking.types import Box, Click
 
-FEATURE_COLUMNS = (
-    "track_id, frame_idx, present, keyframe, job_id, score, x1, y1, x2, y2, clicks, attributes,"
-    " mask_height, mask_width, mask_counts"
-)
-FEATURE_PLACEHOLDERS = ", ".join("?" * 15)
+FEATURE_NAMES = ("track_id", "frame_idx", "present", "keyframe", "job_id", "score", "x1", "y1", "x2", "y2", "clicks",
+                 "attributes", "mask_height", "mask_width", "mask_counts")
+FEATURE_COLUMNS = ", ".join(FEATURE_NAMES)
 # "Replace the row for this (track, frame)", spelled as an upsert both SQLite and PostgreSQL run (SQLite's INSERT OR
-# REPLACE is not PostgreSQL). Appended to INSERT INTO features (FEATURE_COLUMNS) VALUES (...).
-FEATURE_UPSERT = " ON CONFLICT (track_id, frame_idx) DO UPDATE SET " + ", ".join(
-    f"{column.strip()} = excluded.{column.strip()}" for column in FEATURE_COLUMNS.split(",")[2:]
+# REPLACE is not PostgreSQL). Parameters: a feature_params() dict.
+FEATURE_UPSERT = (
+    f"INSERT INTO features ({FEATURE_COLUMNS}) VALUES ({', '.join(':' + name for name in FEATURE_NAMES)})"
+    " ON CONFLICT (track_id, frame_idx) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in FEATURE_NAMES[2:])
 )
+
+INSERT_TRACK = ("INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (:dataset_id, :pairs, :attributes)"
+                " RETURNING track_id")
 
 # begin/end are computed, not stored, so no write path can leave them stale; the primary key makes this a range scan.
 TRACK_SELECT = (
@@ -35,7 +38,7 @@ def track_from_row(row: tuple) -> Track:
 
 
 def load_track(conn, track_id: int) -> Track:
-    row = conn.execute(TRACK_SELECT + " WHERE t.track_id = ?", (track_id,)).fetchone()
+    row = conn.execute(TRACK_SELECT + " WHERE t.track_id = :track_id", {"track_id": track_id}).fetchone()
     if row is None:
         raise NotFound(f"track {track_id} does not exist (it may have been deleted): reload the dataset")
     return track_from_row(row)
@@ -78,18 +81,25 @@ def feature_values(feature: Feature) -> tuple:
     )
 
 
+def feature_params(values: tuple) -> dict:
+    """A feature row (FEATURE_COLUMNS order, as feature_values gives and undo records keep) as FEATURE_UPSERT's
+    parameters."""
+    return dict(zip(FEATURE_NAMES, values, strict=True))
+
+
 def put_feature_row(conn, values: tuple) -> None:
-    conn.execute(f"INSERT INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS}){FEATURE_UPSERT}", values)
+    conn.execute(FEATURE_UPSERT, feature_params(values))
 
 
 def get_feature_row(conn, track_id: int, frame_idx: int) -> tuple | None:
     return conn.execute(
-        f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = ? AND frame_idx = ?", (track_id, frame_idx)
+        f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = :track_id AND frame_idx = :frame_idx",
+        {"track_id": track_id, "frame_idx": frame_idx},
     ).fetchone()
 
 
 def check_track_in_dataset(conn, track_id: int, dataset_id: int, where: str) -> None:
-    row = conn.execute("SELECT dataset_id FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
+    row = conn.execute("SELECT dataset_id FROM tracks WHERE track_id = :track_id", {"track_id": track_id}).fetchone()
     if row is None:
         raise EditError(f"{where}: track {track_id} does not exist (it may have been deleted): reload the dataset")
     if row[0] != dataset_id:

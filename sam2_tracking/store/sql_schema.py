@@ -1,27 +1,30 @@
-"""The store's schema in SQLAlchemy Core, one definition for SQLite and PostgreSQL: the first part of the PostgreSQL
-backend (issue 11). The running store still uses schema.py's SQLite migrations; this module is what a PostgreSQL
-database is created from, and tests/test_store_sql_schema.py holds it to schema.py column for column, so the two
-cannot drift apart before the store itself moves over.
+"""The store's schema in SQLAlchemy Core: the one definition both backends are created from (SQLite compiles its DDL
+from it, PostgreSQL too), and that migrations.py's versioned steps add columns from.
 
-Versions: a PostgreSQL database is new, so it is created at the current SCHEMA_VERSION in one step; later migrations
-are appended to LATER_MIGRATIONS as portable statements (Core DDL or plain ALTER TABLE), run by `migrate_engine` on
-both backends. Concurrent openers take a transaction-scoped advisory lock on PostgreSQL, so two consumers starting at
-once do not both create the tables (SQLite files keep using schema.py's migrate, under BEGIN IMMEDIATE).
+Column order matters a little on SQLite: small columns come before the mask text so scans that only need the small
+ones (track begin/end, frame lists) do not read the mask overflow pages. A column added by a migration goes last,
+where ALTER TABLE puts it, so a migrated store and a new one have the same tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import sqlalchemy as sa
 
-from sam2_tracking.store.schema import SCHEMA_VERSION
+from sam2_tracking.states import JobState, SourceKind
+
+# The version a new store is created at; migrations.py upgrades older ones step by step.
+SCHEMA_VERSION = 5
 
 # 64-bit ids on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the rowid (an auto-assigned id), BIGINT is not.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Int = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 Real = sa.Float(precision=53)
-Flag = sa.SmallInteger().with_variant(sa.Integer(), "sqlite")  # 0/1 columns, as schema.py stores them
+Flag = sa.SmallInteger().with_variant(sa.Integer(), "sqlite")  # 0/1 columns
+
+
+def _one_of(column: str, values) -> sa.CheckConstraint:
+    return sa.CheckConstraint(f"{column} IN ({', '.join(repr(str(v)) for v in values)})")
+
 
 metadata = sa.MetaData()
 _NO_ROWID = {"sqlite_with_rowid": False}
@@ -58,8 +61,7 @@ jobs = sa.Table(
     sa.Column("spec_json", sa.Text, nullable=False),
     sa.Column("queue", sa.Text, nullable=False),
     sa.Column("start_frame_idx", Int, nullable=False),
-    sa.Column("status", sa.Text, sa.CheckConstraint(
-        "status IN ('queued', 'running', 'done', 'failed', 'cancelled')"), nullable=False, server_default="queued"),
+    sa.Column("status", sa.Text, _one_of("status", JobState), nullable=False, server_default=JobState.QUEUED.value),
     sa.Column("frames_done", Int, nullable=False, server_default=sa.text("0")),
     sa.Column("frames_total", Int, nullable=False),
     sa.Column("fps", Real),
@@ -86,7 +88,10 @@ jobs = sa.Table(
     sa.Column("finished_at", Real),
     sa.Column("heartbeat_at", Real),
     sa.Column("undone_at", Real),
-    sa.Column("owner", sa.Text),
+    sa.Column("owner", sa.Text),  # version 2
+    # Version 5: progress notes and stop reasons (e.g. "fetching model ...", why an admin stopped it); `error` holds
+    # real failures only.
+    sa.Column("message", sa.Text),
     sa.Index("jobs_dataset", "dataset_id", "job_id"),
     sa.Index("jobs_status", "status"),
     sa.Index("jobs_owner", "owner", "job_id"),
@@ -158,42 +163,10 @@ models = sa.Table(
     sa.Column("total_bytes", Int),
     sa.Column("error", sa.Text),
     sa.Column("updated_at", Real, nullable=False),
+    # Version 5: where the checkpoint came from (formerly an "upload" sentinel in config and checkpoint_url), and
+    # how many times an admin asked to cancel its download (a running download stops when the count changes).
+    sa.Column("source", sa.Text, nullable=False, server_default=SourceKind.URL.value),
+    sa.Column("cancel_requests", Int, nullable=False, server_default=sa.text("0")),
 )
 
 schema_version = sa.Table("schema_version", metadata, sa.Column("version", Int, nullable=False))
-
-# The first version a PostgreSQL database was created at; older ones never existed.
-FIRST_POSTGRES_VERSION = 3
-
-
-def _add_worker_models(conn: sa.Connection) -> None:
-    conn.execute(sa.text("ALTER TABLE workers ADD COLUMN models TEXT"))
-
-
-# Migrations after FIRST_POSTGRES_VERSION, each a function of a Connection, portable across both backends. A new
-# database gets `metadata` (all of them) at once; one made by an older app runs the ones it lacks. Each equals the
-# schema.py migration of the same number.
-LATER_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {4: _add_worker_models}
-_ADVISORY_LOCK_KEY = 0x5A2E_5701  # any constant: "the store's schema is being changed"
-
-
-def migrate_engine(engine: sa.Engine) -> int:
-    """Create (or bring up to date) the store's tables on `engine` in one transaction; returns the schema version."""
-    newest = max([SCHEMA_VERSION, *LATER_MIGRATIONS])
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
-        if not sa.inspect(conn).has_table("schema_version"):
-            metadata.create_all(conn)
-            conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
-        version = conn.execute(sa.select(schema_version.c.version)).scalar_one()
-        if version > newest:
-            raise RuntimeError(f"the database has schema version {version} but this code knows only up to {newest}: "
-                               "upgrade the app, or point SAM2T_DATABASE_URL at another database")
-        if version < FIRST_POSTGRES_VERSION:
-            raise RuntimeError(f"the database has schema version {version}, older than any this code can upgrade "
-                               f"({FIRST_POSTGRES_VERSION}); it was not made by this app")
-        for number in sorted(n for n in LATER_MIGRATIONS if n > version):
-            LATER_MIGRATIONS[number](conn)
-            conn.execute(schema_version.update().values(version=number))
-        return conn.execute(sa.select(schema_version.c.version)).scalar_one()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sam2_tracking.engine.masks import mask_to_box, mask_to_rle
-from sam2_tracking.store.core import _dataset_row
+from sam2_tracking.store.core import dataset_row
 from sam2_tracking.store.records import (
     CreateTrack,
     DeleteFeature,
@@ -24,6 +24,8 @@ from sam2_tracking.store.records import (
 )
 from sam2_tracking.store.rows import (
     FEATURE_COLUMNS,
+    FEATURE_NAMES,
+    INSERT_TRACK,
     TRACK_SELECT,
     attributes_json,
     check_track_in_dataset,
@@ -38,7 +40,7 @@ from sam2_tracking.store.rows import (
 from sam2_tracking.types import Box, Click, Seed
 
 
-class AnnotationsMixin:
+class TracksMixin:
     """Tracks and features. Reads return records; people's changes go through save_edits."""
 
     def create_track(
@@ -51,10 +53,9 @@ class AnnotationsMixin:
         where = f"new track in dataset {dataset_id}"
         pairs, attrs = pairs_json(label, confidence, where), attributes_json(attributes, where)
         with self._write() as conn:
-            _dataset_row(conn, dataset_id)
+            dataset_row(conn, dataset_id)
             track_id = conn.execute(
-                "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
-                (dataset_id, pairs, attrs),
+                INSERT_TRACK, {"dataset_id": dataset_id, "pairs": pairs, "attributes": attrs},
             ).fetchone()[0]
             return load_track(conn, track_id)
 
@@ -64,8 +65,9 @@ class AnnotationsMixin:
 
     def list_tracks(self, dataset_id: int) -> list[Track]:
         with self._read() as conn:
-            _dataset_row(conn, dataset_id)
-            rows = conn.execute(TRACK_SELECT + " WHERE t.dataset_id = ? ORDER BY t.track_id", (dataset_id,)).fetchall()
+            dataset_row(conn, dataset_id)
+            rows = conn.execute(TRACK_SELECT + " WHERE t.dataset_id = :dataset_id ORDER BY t.track_id",
+                                {"dataset_id": dataset_id}).fetchall()
         return [track_from_row(row) for row in rows]
 
     def get_features(
@@ -77,21 +79,21 @@ class AnnotationsMixin:
         with self._read() as conn:
             load_track(conn, track_id)
             rows = conn.execute(
-                f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = ? AND frame_idx >= ? AND frame_idx < ?"
-                " ORDER BY frame_idx",
-                (track_id, start, stop),
+                f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = :track_id AND frame_idx >= :start"
+                " AND frame_idx < :stop ORDER BY frame_idx",
+                {"track_id": track_id, "start": start, "stop": stop},
             ).fetchall()
         return [feature_from_row(row) for row in rows]
 
     def get_frame_features(self, dataset_id: int, frame_idx: int) -> list[Feature]:
         """Every track's feature on one frame (absent ones included), in track order: what a frame view draws."""
-        columns = ", ".join("f." + c.strip() for c in FEATURE_COLUMNS.split(","))
+        columns = ", ".join("f." + name for name in FEATURE_NAMES)
         with self._read() as conn:
-            _dataset_row(conn, dataset_id)
+            dataset_row(conn, dataset_id)
             rows = conn.execute(
-                f"SELECT {columns} FROM tracks t JOIN features f ON f.track_id = t.track_id AND f.frame_idx = ?"
-                " WHERE t.dataset_id = ? ORDER BY t.track_id",
-                (int(frame_idx), dataset_id),
+                f"SELECT {columns} FROM tracks t JOIN features f ON f.track_id = t.track_id AND f.frame_idx = :frame_idx"
+                " WHERE t.dataset_id = :dataset_id ORDER BY t.track_id",
+                {"frame_idx": int(frame_idx), "dataset_id": dataset_id},
             ).fetchall()
         return [feature_from_row(row) for row in rows]
 
@@ -123,14 +125,15 @@ class AnnotationsMixin:
         """
         with self._write() as conn:
             # Locked until commit on PostgreSQL: two saves from the same revision cannot both pass this check.
-            dataset = _dataset_row(conn, dataset_id, lock=True)
+            dataset = dataset_row(conn, dataset_id, lock=True)
             if dataset.revision != base_revision:
                 raise RevisionConflict(dataset_id, base_revision, dataset.revision)
             created: dict[int, int] = {}
             for number, edit in enumerate(edits, start=1):
                 _apply_edit(conn, dataset, edit, number, created)
             new_revision = dataset.revision + 1
-            conn.execute("UPDATE datasets SET revision = ? WHERE dataset_id = ?", (new_revision, dataset_id))
+            conn.execute("UPDATE datasets SET revision = :revision WHERE dataset_id = :dataset_id",
+                         {"revision": new_revision, "dataset_id": dataset_id})
         return SavedRevision(new_revision, created)
 
 
@@ -140,10 +143,10 @@ def _apply_edit(conn, dataset, edit: Edit, number: int, created: dict[int, int])
         where = f"edit {number} ({kind})"
         if edit.placeholder_id >= 0 or edit.placeholder_id in created:
             raise EditError(f"{where}: placeholder_id must be negative and unique in the save, got {edit.placeholder_id}")
-        created[edit.placeholder_id] = conn.execute(
-            "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
-            (dataset.dataset_id, pairs_json(edit.label, edit.confidence, where), attributes_json(edit.attributes, where)),
-        ).fetchone()[0]
+        created[edit.placeholder_id] = conn.execute(INSERT_TRACK, {
+            "dataset_id": dataset.dataset_id, "pairs": pairs_json(edit.label, edit.confidence, where),
+            "attributes": attributes_json(edit.attributes, where),
+        }).fetchone()[0]
         return
     if not isinstance(edit, (UpdateTrack, DeleteTrack, UpsertKeyframe, DeleteFeature)):
         raise EditError(f"edit {number}: unknown edit type {kind}")
@@ -153,25 +156,23 @@ def _apply_edit(conn, dataset, edit: Edit, number: int, created: dict[int, int])
     )
     check_track_in_dataset(conn, track_id, dataset.dataset_id, where)
     if isinstance(edit, DeleteTrack):
-        conn.execute("DELETE FROM tracks WHERE track_id = ?", (track_id,))
+        conn.execute("DELETE FROM tracks WHERE track_id = :track_id", {"track_id": track_id})
     elif isinstance(edit, UpdateTrack):
-        pairs = json.loads(conn.execute("SELECT confidence_pairs FROM tracks WHERE track_id = ?", (track_id,)).fetchone()[0])
+        pairs = json.loads(conn.execute("SELECT confidence_pairs FROM tracks WHERE track_id = :track_id",
+                                        {"track_id": track_id}).fetchone()[0])
         if edit.label is not None or edit.confidence is not None:
             label = edit.label if edit.label is not None else (pairs[0][0] if pairs else "object")
             confidence = edit.confidence if edit.confidence is not None else (pairs[0][1] if pairs else 1.0)
             first = json.loads(pairs_json(label, confidence, where))
-            conn.execute(
-                "UPDATE tracks SET confidence_pairs = ? WHERE track_id = ?", (json.dumps(first + pairs[1:]), track_id)
-            )
+            conn.execute("UPDATE tracks SET confidence_pairs = :pairs WHERE track_id = :track_id",
+                         {"pairs": json.dumps(first + pairs[1:]), "track_id": track_id})
         if edit.attributes is not None:
-            conn.execute(
-                "UPDATE tracks SET attributes = ? WHERE track_id = ?", (attributes_json(edit.attributes, where), track_id)
-            )
+            conn.execute("UPDATE tracks SET attributes = :attributes WHERE track_id = :track_id",
+                         {"attributes": attributes_json(edit.attributes, where), "track_id": track_id})
     elif isinstance(edit, DeleteFeature):
         _check_frame(edit.frame_idx, dataset, where)
-        if conn.execute(
-            "DELETE FROM features WHERE track_id = ? AND frame_idx = ?", (track_id, edit.frame_idx)
-        ).rowcount == 0:
+        if conn.execute("DELETE FROM features WHERE track_id = :track_id AND frame_idx = :frame_idx",
+                        {"track_id": track_id, "frame_idx": edit.frame_idx}).rowcount == 0:
             raise EditError(f"{where}: there is no feature to delete on that frame: reload the dataset")
     else:
         _check_frame(edit.frame_idx, dataset, where)

@@ -1,4 +1,4 @@
-"""Moving whole annotation sets in and out of the store (the formats package converts them to files)."""
+"""Importing and exporting whole annotation sets (the formats package converts them to and from files)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ import time
 from dataclasses import replace
 
 from sam2_tracking.annotations import AnnotationSet, TrackData
-from sam2_tracking.store.core import _dataset_row
-from sam2_tracking.store.jobs import refuse_replace_during_jobs
+from sam2_tracking.store.core import dataset_row
+from sam2_tracking.store.job_results import refuse_replace_during_jobs
 from sam2_tracking.store.records import EditError, RevisionConflict
 from sam2_tracking.store.rows import (
     FEATURE_COLUMNS,
-    FEATURE_PLACEHOLDERS,
     FEATURE_UPSERT,
+    INSERT_TRACK,
     TRACK_SELECT,
     attributes_json,
     feature_from_row,
+    feature_params,
     feature_values,
     track_from_row,
 )
@@ -26,24 +27,25 @@ from sam2_tracking.types import Box, Click
 ABANDONED_IMPORT_AGE_S = 24 * 3600
 
 
-class ExchangeMixin:
+class ImportExportMixin:
     """export_annotations / import_annotations."""
 
     def export_annotations(self, dataset_id: int, include_absent: bool = True) -> AnnotationSet:
         """Every track of the dataset with its features, read in one snapshot."""
         with self._read() as conn:
-            dataset = _dataset_row(conn, dataset_id)
+            dataset = dataset_row(conn, dataset_id)
             tracks = [
                 track_from_row(row)
-                for row in conn.execute(TRACK_SELECT + " WHERE t.dataset_id = ? ORDER BY t.track_id", (dataset_id,))
+                for row in conn.execute(TRACK_SELECT + " WHERE t.dataset_id = :dataset_id ORDER BY t.track_id",
+                                        {"dataset_id": dataset_id})
             ]
-            sql = f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = ?"
+            sql = f"SELECT {FEATURE_COLUMNS} FROM features WHERE track_id = :track_id"
             if not include_absent:
                 sql += " AND present = 1"
             sql += " ORDER BY frame_idx"
             data = []
             for track in tracks:
-                features = tuple(feature_from_row(row) for row in conn.execute(sql, (track.track_id,)))
+                features = tuple(feature_from_row(row) for row in conn.execute(sql, {"track_id": track.track_id}))
                 data.append(TrackData(track.track_id, track.confidence_pairs, features, dict(track.attributes)))
         return AnnotationSet(
             tuple(data), dataset.width, dataset.height, dataset.frame_count, dataset.fps, dataset.name
@@ -71,7 +73,7 @@ class ExchangeMixin:
         bounded transactions.
         """
         with self._read() as conn:
-            dataset = _dataset_row(conn, dataset_id)
+            dataset = dataset_row(conn, dataset_id)
             if replace_existing:  # answer at once; checked again in the transaction that deletes
                 refuse_replace_during_jobs(conn, dataset_id)
         _check_against_dataset(annotations, dataset)
@@ -94,11 +96,11 @@ class ExchangeMixin:
                 if replace_existing and mapping:
                     # Delete after inserting, so the new tracks never take the ids of the ones they replace (a
                     # finished job or an open page naming an old id must not reach a new track).
-                    conn.execute("DELETE FROM tracks WHERE dataset_id = ? AND track_id < ?",
-                                 (dataset_id, min(mapping.values())))
+                    conn.execute("DELETE FROM tracks WHERE dataset_id = :dataset_id AND track_id < :first",
+                                 {"dataset_id": dataset_id, "first": min(mapping.values())})
                 elif replace_existing:
-                    conn.execute("DELETE FROM tracks WHERE dataset_id = ?", (dataset_id,))
-                conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset_id,))
+                    conn.execute("DELETE FROM tracks WHERE dataset_id = :dataset_id", {"dataset_id": dataset_id})
+                conn.execute(_BUMP_REVISION, {"dataset_id": dataset_id})
             return mapping
         return self._staged_import(dataset, prepared, replace_existing, base_revision)
 
@@ -117,9 +119,9 @@ class ExchangeMixin:
                 _check_revision(conn, dataset.dataset_id, base_revision)
                 if trash is not None:
                     refuse_replace_during_jobs(conn, dataset.dataset_id)
-                    conn.execute("UPDATE tracks SET dataset_id = ? WHERE dataset_id = ?", (trash, dataset.dataset_id))
-                conn.execute("UPDATE tracks SET dataset_id = ? WHERE dataset_id = ?", (dataset.dataset_id, staging))
-                conn.execute("UPDATE datasets SET revision = revision + 1 WHERE dataset_id = ?", (dataset.dataset_id,))
+                    conn.execute(_MOVE_TRACKS, {"target_id": trash, "source_id": dataset.dataset_id})
+                conn.execute(_MOVE_TRACKS, {"target_id": dataset.dataset_id, "source_id": staging})
+                conn.execute(_BUMP_REVISION, {"dataset_id": dataset.dataset_id})
         finally:
             for leftover in (staging, trash):
                 if leftover is not None:
@@ -132,8 +134,8 @@ class ExchangeMixin:
         it) is minutes old at most, and its staging rows must survive until it swaps them in."""
         with self._read() as conn:
             abandoned = [row[0] for row in conn.execute(
-                "SELECT dataset_id FROM datasets WHERE staging = 1 AND created_at < ? ORDER BY dataset_id",
-                (time.time() - older_than_s,))]
+                "SELECT dataset_id FROM datasets WHERE staging = 1 AND created_at < :before ORDER BY dataset_id",
+                {"before": time.time() - older_than_s})]
         for staging_id in abandoned:
             self._drop_staging_dataset(staging_id)
         return len(abandoned)
@@ -142,32 +144,39 @@ class ExchangeMixin:
         with self._write() as conn:
             return conn.execute(
                 "INSERT INTO datasets (name, path, kind, frame_count, fps, width, height, revision, created_at, staging)"
-                " VALUES (?, '', ?, ?, ?, ?, ?, 0, ?, 1) RETURNING dataset_id",
-                (f"import staging for dataset {like.dataset_id}", like.kind, like.frame_count, like.fps, like.width,
-                 like.height, time.time()),
+                " VALUES (:name, '', :kind, :frame_count, :fps, :width, :height, 0, :now, 1) RETURNING dataset_id",
+                {"name": f"import staging for dataset {like.dataset_id}", "kind": like.kind,
+                 "frame_count": like.frame_count, "fps": like.fps, "width": like.width, "height": like.height,
+                 "now": time.time()},
             ).fetchone()[0]
 
     def _drop_staging_dataset(self, staging_id: int) -> None:
         """Delete a staging dataset and its tracks, IMPORT_CHUNK_ROWS features per transaction."""
         with self._read() as conn:
-            track_ids = [row[0] for row in conn.execute("SELECT track_id FROM tracks WHERE dataset_id = ?",
-                                                        (staging_id,))]
+            track_ids = [row[0] for row in conn.execute("SELECT track_id FROM tracks WHERE dataset_id = :dataset_id",
+                                                        {"dataset_id": staging_id})]
         for track_id in track_ids:
             deleted = IMPORT_CHUNK_ROWS
             while deleted == IMPORT_CHUNK_ROWS:
                 with self._write() as conn:
                     deleted = conn.execute(
-                        "DELETE FROM features WHERE track_id = ? AND frame_idx IN"
-                        " (SELECT frame_idx FROM features WHERE track_id = ? LIMIT ?)",
-                        (track_id, track_id, IMPORT_CHUNK_ROWS),
+                        "DELETE FROM features WHERE track_id = :track_id AND frame_idx IN"
+                        " (SELECT frame_idx FROM features WHERE track_id = :track_id LIMIT :rows)",
+                        {"track_id": track_id, "rows": IMPORT_CHUNK_ROWS},
                     ).rowcount
         for start in range(0, len(track_ids), 200):
             with self._write() as conn:
-                marks = ", ".join("?" * len(track_ids[start:start + 200]))
-                conn.execute(f"DELETE FROM tracks WHERE track_id IN ({marks})", track_ids[start:start + 200])
+                chunk = track_ids[start:start + 200]
+                marks = ", ".join(f":t{i}" for i in range(len(chunk)))
+                conn.execute(f"DELETE FROM tracks WHERE track_id IN ({marks})",
+                             {f"t{i}": track_id for i, track_id in enumerate(chunk)})
         with self._write() as conn:
-            conn.execute("DELETE FROM datasets WHERE dataset_id = ? AND staging = 1", (staging_id,))
+            conn.execute("DELETE FROM datasets WHERE dataset_id = :dataset_id AND staging = 1",
+                         {"dataset_id": staging_id})
 
+
+_BUMP_REVISION = "UPDATE datasets SET revision = revision + 1 WHERE dataset_id = :dataset_id"
+_MOVE_TRACKS = "UPDATE tracks SET dataset_id = :target_id WHERE dataset_id = :source_id"
 
 # Rows (features, tracks) per write transaction of a large import: well under a second of write lock here.
 IMPORT_CHUNK_ROWS = 5000
@@ -191,23 +200,18 @@ def _units_of_work(prepared: list, max_rows: int) -> list[list]:
 
 
 def _check_revision(conn, dataset_id: int, base_revision: int | None) -> None:
-    dataset = _dataset_row(conn, dataset_id, lock=True)  # held until commit on PostgreSQL, see save_edits
+    dataset = dataset_row(conn, dataset_id, lock=True)  # held until commit on PostgreSQL, see save_edits
     if base_revision is not None and base_revision != dataset.revision:
         raise RevisionConflict(dataset_id, base_revision, dataset.revision)
 
 
 def _insert_track(conn, dataset_id: int, pairs_json: str, attributes: str) -> int:
-    return conn.execute(
-        "INSERT INTO tracks (dataset_id, confidence_pairs, attributes) VALUES (?, ?, ?) RETURNING track_id",
-        (dataset_id, pairs_json, attributes),
-    ).fetchone()[0]
+    return conn.execute(INSERT_TRACK, {"dataset_id": dataset_id, "pairs": pairs_json,
+                                       "attributes": attributes}).fetchone()[0]
 
 
 def _insert_features(conn, track_id: int, rows: list[tuple]) -> None:
-    conn.executemany(
-        f"INSERT INTO features ({FEATURE_COLUMNS}) VALUES ({FEATURE_PLACEHOLDERS}){FEATURE_UPSERT}",
-        [(track_id, *row) for row in rows],
-    )
+    conn.executemany(FEATURE_UPSERT, [feature_params((track_id, *row)) for row in rows])
 
 
 def _check_against_dataset(annotations: AnnotationSet, dataset) -> None:
