@@ -3,25 +3,23 @@ fetched from the app (`GET {SAM2T_APP_URL}/worker/video/{dataset_id}` with SAM2T
 content hash under `{SAM2T_DATA_DIR}/video-cache/`, so consumers on other machines need no shared disk.
 
 The app sends the file's SHA-256 first (HEAD); a cached copy with that name was verified when it was written, so a
-video is fetched once per machine and a changed file (a new hash) is fetched again. A download goes to a `.part`
-file, resumes with a Range request after a dropped connection, is hashed as it arrives, and is renamed into place only
-when the hash matches. A lock per hash keeps two consumers on one machine from fetching the same file twice.
+video is fetched once per machine and a changed file (a new hash) is fetched again. The download is the models' one
+(sam2_tracking.download): a `.part` file resumed with a Range request after a dropped connection, renamed into place
+only when the whole file's hash matches. A lock per hash keeps two consumers on one machine from fetching the same
+file twice.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from sam2_tracking.file_lock import file_lock
 
 ROUTE = "/worker/video/{dataset_id}"
 HASH_HEADER = "X-Content-SHA256"
 CACHE_FOLDER = "video-cache"
-MAX_RESUMES = 3
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}")
 
@@ -50,6 +48,8 @@ def fetch_video(app_url: str, token: str, dataset_id: int, cache_dir: Path, suff
     """The cached copy of dataset `dataset_id`'s file, fetching it first if this machine does not have it yet."""
     import httpx
 
+    from sam2_tracking.download import ChecksumMismatch, DownloadError, HTTPStatusError, Limits, download_resumable
+
     url = app_url.rstrip("/") + ROUTE.format(dataset_id=int(dataset_id))
     headers = {"Authorization": f"Bearer {token}"}
     suffix = suffix if _SUFFIX.fullmatch(suffix or "") else ""
@@ -59,7 +59,7 @@ def fetch_video(app_url: str, token: str, dataset_id: int, cache_dir: Path, suff
             head = client.head(url, headers=headers)
         except httpx.HTTPError as exc:
             raise VideoFetchError(f"could not reach the app at {app_url} (SAM2T_APP_URL): {exc}") from exc
-        _check_status(head, url)
+        _check_status(head.status_code, url)
         sha = head.headers.get(HASH_HEADER, "")
         if not _SHA256.fullmatch(sha):
             raise VideoFetchError(f"{url} sent no content hash: is SAM2T_APP_URL the app's address?")
@@ -69,73 +69,31 @@ def fetch_video(app_url: str, token: str, dataset_id: int, cache_dir: Path, suff
                                   "(SAM2T_MAX_UPLOAD_BYTES) or unknown")
         cache_dir.mkdir(parents=True, exist_ok=True)
         target = cache_dir / f"{sha}{suffix}"
-        with _locked(cache_dir / f"{sha}.lock"):
+        limits = Limits(max_bytes or size, "SAM2T_MAX_UPLOAD_BYTES", connect_timeout_s, read_timeout_s)
+        with file_lock(cache_dir / f"{sha}.lock"):
             if target.is_file():
                 return target
-            _download(client, url, headers, cache_dir / f"{sha}.part", size, sha)
-            os.replace(cache_dir / f"{sha}.part", target)
+            part = cache_dir / f"{sha}.part"
+            try:
+                download_resumable(client, url, part, limits, headers=headers, expected_size=size,
+                                   expected_sha256=sha)
+            except HTTPStatusError as exc:
+                _check_status(exc.status, url)
+                raise VideoFetchError(str(exc)) from exc
+            except ChecksumMismatch as exc:
+                raise VideoFetchError(f"the copy of {url} does not match the app's hash (the file changed while it "
+                                      "was sent?); the job will fetch it again when it is retried") from exc
+            except DownloadError as exc:
+                raise VideoFetchError(f"could not fetch the video from the app: {exc}") from exc
+            os.replace(part, target)
         return target
 
 
-def _check_status(response, url: str) -> None:
-    if response.status_code == 401:
+def _check_status(status: int, url: str) -> None:
+    if status == 401:
         raise VideoFetchError(f"the app refused this consumer's SAM2T_WORKER_TOKEN ({url}): set the app's token")
-    if response.status_code == 404:
+    if status == 404:
         raise VideoFetchError(f"the app has no video file for {url} (is SAM2T_WORKER_TOKEN set on the app, and is the "
                               "dataset a single file?)")
-    if response.status_code not in (200, 206):
-        raise VideoFetchError(f"{url} answered HTTP {response.status_code}")
-
-
-def _download(client, url: str, headers: dict, part: Path, size: int, sha: str) -> None:
-    import httpx
-
-    digest = hashlib.sha256()
-    have = 0
-    if part.exists():  # a fetch cut short earlier: hash what is there and go on from its end
-        with open(part, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-                have += len(chunk)
-        if have > size:
-            part.unlink()
-            digest, have = hashlib.sha256(), 0
-    attempts = 0
-    while have < size:
-        request_headers = dict(headers, Range=f"bytes={have}-") if have else headers
-        try:
-            with client.stream("GET", url, headers=request_headers) as response:
-                _check_status(response, url)
-                if have and response.status_code != 206:  # the server ignored Range: it sends the whole file
-                    digest, have = hashlib.sha256(), 0
-                with open(part, "ab" if have else "wb") as out:
-                    for chunk in response.iter_bytes(1 << 20):
-                        if have + len(chunk) > size:
-                            raise VideoFetchError(f"{url} sent more than the {size} bytes it declared")
-                        out.write(chunk)
-                        digest.update(chunk)
-                        have += len(chunk)
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            attempts += 1
-            if attempts > MAX_RESUMES:
-                raise VideoFetchError(f"fetching {url} failed {attempts} times (kept {have} bytes to resume): "
-                                      f"{exc}") from exc
-            continue
-        if have < size:
-            attempts += 1
-            if attempts > MAX_RESUMES:
-                raise VideoFetchError(f"{url} ended after {have} of {size} bytes {attempts} times")
-    if digest.hexdigest() != sha:
-        part.unlink()
-        raise VideoFetchError(f"the copy of {url} does not match the app's hash (the file changed while it was sent?); "
-                              "the job will fetch it again when it is retried")
-
-
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    if status not in (200, 206):
+        raise VideoFetchError(f"{url} answered HTTP {status}")

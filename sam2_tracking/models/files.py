@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sam2_tracking.download import sha256_file
+from sam2_tracking.file_lock import file_lock
 from sam2_tracking.models.config import ModelError, builtin_config_text, validate_config
-from sam2_tracking.models.fetch import DownloadLimits, ModelEntry, fetch_checkpoint, fetch_text, sha256_file
+from sam2_tracking.models.fetch import DownloadLimits, ModelEntry, fetch_checkpoint, fetch_text
 from sam2_tracking.models.loading import CHECKPOINT_NAME, CONFIG_NAME, build_model, forget_cached
 
 MANIFEST_NAME = "manifest.json"
@@ -64,23 +66,9 @@ def partial_checkpoint(model_dir: str | os.PathLike, name: str) -> Path:
     return _staging(model_dir, check_name(name)) / PART_NAME
 
 
-@contextlib.contextmanager
-def _model_lock(model_dir: str | os.PathLike, name: str, blocking: bool = True) -> Iterator[bool]:
+def _model_lock(model_dir: str | os.PathLike, name: str, blocking: bool = True) -> contextlib.AbstractContextManager[bool]:
     """Serialise downloads and installs of one model across processes; the OS drops the lock of a killed process."""
-    import fcntl
-
-    locks = Path(model_dir) / _BOOKKEEPING / "locks"
-    locks.mkdir(parents=True, exist_ok=True)
-    with open(locks / f"{name}.lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(Path(model_dir) / _BOOKKEEPING / "locks" / f"{name}.lock", blocking)
 
 
 # ----------------------------------------------------------------------------------------------------- status
@@ -200,8 +188,7 @@ def _download_into(entry: ModelEntry, model_dir: str | os.PathLike, staging: Pat
     source = {"config": entry.config, "checkpoint": entry.checkpoint_url, "size": entry.expected_size,
               "sha256": entry.sha256}
     _keep_partial_only_for(staging, source)
-    timeout = httpx.Timeout(limits.read_timeout_s, connect=limits.connect_timeout_s)
-    with httpx.Client(follow_redirects=True, timeout=timeout) as client:
+    with httpx.Client(follow_redirects=True, timeout=limits.download_limits().timeout()) as client:
         if entry.config.startswith(("http://", "https://")):
             config_text = fetch_text(client, entry.config, limits)
         else:
