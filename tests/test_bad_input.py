@@ -5,7 +5,7 @@ byte what it was (every row of every table, tests/support/db_snapshot.py), and t
 
 Crash-class cases (frames or RLE sizes that would take gigabytes, zip bombs) run against a REAL app subprocess
 through gradio_client, exactly as a browser's upload would reach it; the rest run in-process through the functions
-the UI handlers call (library.add_uploaded_video, ui.exchange.import_file, store.save_edits, dispatch's job
+the UI handlers call (library.add_uploaded_video, ui.annotation_files.import_file, store.save_edits, dispatch's job
 validation, ui.admin's model handlers, model_config.validate_config). Files are tiny and made in the test.
 """
 
@@ -449,7 +449,7 @@ CASES = [
     Case("track-model-not-downloaded", "track", track(model="sam2.1_hiera_large"),
          r"is not downloaded \(status: absent\); ask an admin"),
     Case("track-start-beyond-video", "track", track(frame_idx=VIDEO_FRAMES), r"outside the video"),
-    Case("track-start-negative", "track", track(frame_idx=-3), r"start frame must be 0 or more"),
+    Case("track-start-negative", "track", track(frame_idx=-3), r"frame must be 0 or more"),
     Case("track-no-seed-on-start-frame", "track", track(frame_idx=7), r"has no saved box, mask or clicks on frame 7"),
     Case("track-unknown-track", "track", track(selected=[99999]), r"Track #99999 no longer exists"),
     Case("track-other-videos-track", "track", track(selected="other"), r"belongs to another video"),
@@ -561,17 +561,17 @@ class InProcess:
             assert after == before, "a refused upload left a file in the video folder"
 
     def import_file(self, name, data, fmt, dataset):
-        from ui.exchange import import_file
+        from ui.annotation_files import import_file
 
         path = None if name is None else str(self._file(name, data))
         dataset_id = None if dataset is None else self.dataset.dataset_id
         import_file(self.store, dataset_id, self.store.get_revision(self.dataset.dataset_id), path, fmt, False,
                     settings=self.settings)
 
-    def _value(self, overrides: dict) -> dict:
+    def _value(self, overrides: dict):
         from ui import viewer
 
-        value = viewer.dataset_value(self.store, self.dataset.dataset_id, None, seek=0)
+        value = viewer.dataset_value(self.store, self.dataset.dataset_id, None, seek=0).to_json()
         value["active"] = self.track_id
         for key, item in overrides.items():
             value[key] = item
@@ -580,7 +580,7 @@ class InProcess:
         pending = value.get("pending") or {}
         value["pending"] = {f: {str(self.track_id) if t == "own" else t: v for t, v in tracks.items()}
                             for f, tracks in pending.items()}
-        return json.loads(json.dumps(value))  # what the browser sends back is JSON
+        return viewer.read_value(json.loads(json.dumps(value)))  # what the browser sends back is JSON
 
     def save(self, pending, overrides):
         self.handlers.save(self._value({"pending": pending, **overrides}))

@@ -224,7 +224,7 @@ def _fields(annotations, masks: bool = True):
 
 def test_annotate_import_reports_what_it_drops(store, tmp_path):
     """The Annotate tab's Import handler: a DIVE-style file imports, and the message lists what was not kept."""
-    from ui.exchange import export_dataset, import_file
+    from ui.annotation_files import export_dataset, import_file
 
     ds = store.add_dataset("clip.mp4", "/v/clip.mp4", "video", FRAMES, FPS, W, H)
     path = tmp_path / "dive_style.json"

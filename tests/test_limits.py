@@ -99,7 +99,7 @@ def test_old_exports_are_removed_and_each_user_keeps_at_most_n(tmp_path):
 
 def test_export_goes_to_the_users_folder_and_prunes(tmp_path, store, sample_sequence):
     from sam2_tracking.library import add_video
-    from ui.exchange import export_dataset
+    from ui.annotation_files import export_dataset
 
     settings = _settings(tmp_path, exports_per_user=2)
     dataset = add_video(store, sample_sequence)

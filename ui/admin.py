@@ -6,13 +6,16 @@ Handlers are plain functions (testable without a browser); each admin action cal
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import gradio as gr
 
 from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import DOWNLOADING_MODEL_STATES, JobState, ModelState
 from ui.auth import is_admin, require_admin
 from ui.errors import user_error
+from ui.shared_reads import SharedReads
 from ui.views import jobs_rows, models_rows, workers_rows
 
 SAM2_OFF_MESSAGE = "stopped: an admin turned SAM2 off (the frames tracked so far are kept)"
@@ -32,6 +35,11 @@ def admin_state(settings: Settings, store) -> dict:
         "tracking_enabled": bool(store.get_setting(TRACKING_ENABLED, False)),
         "model_queue": store.get_setting(MODEL_QUEUE, settings.queue_names[0]),
     }
+
+
+def tracking_on(store) -> bool:
+    """SAM2 and mask tracking both switched on (store: a Store, or SharedReads for a timer)."""
+    return bool(store.get_setting(SAM2_ENABLED, False)) and bool(store.get_setting(TRACKING_ENABLED, False))
 
 
 def set_sam2_enabled(settings: Settings, store, enabled: bool, request: gr.Request | None) -> str:
@@ -75,7 +83,7 @@ def download_model(settings: Settings, store, name: str, force: bool, request: g
     except (KeyError, ValueError) as exc:
         raise user_error(str(exc)) from None
     message = f"{'Re-downloading' if force else 'Downloading'} {name} on the {queue} queue."
-    if store.get_model(name).status == "updating":
+    if store.get_model(name).status == ModelState.UPDATING:
         message += " Jobs keep using the version on disk until the new one is verified."
     return message + (f" Warning: {warning}" if warning else "")
 
@@ -96,7 +104,7 @@ def add_custom_model(settings: Settings, store, name: str, config: str, checkpoi
         raise user_error(f"A model named {entry.name!r} exists already: remove it first or pick another name.")
     except NotFound:
         pass
-    store.upsert_model(entry.name, entry.config, entry.checkpoint_url, is_default=False, status="absent")
+    store.upsert_model(entry.name, entry.config, entry.checkpoint_url, is_default=False, status=ModelState.ABSENT)
     return download_model(settings, store, entry.name, False, request)
 
 
@@ -114,14 +122,14 @@ def remove_model(settings: Settings, store, name: str, request: gr.Request | Non
 
 def cancel_model_download(settings: Settings, store, name: str, request: gr.Request | None) -> str:
     from queues.catalogue import request_download_cancel
-    from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES, NotFound
+    from sam2_tracking.store import NotFound
 
     require_admin(settings, request)
     if not name:
         raise user_error("Choose a model first.")
     try:
         status = store.get_model(name).status
-        if status not in DOWNLOADING_MODEL_STATUSES:
+        if status not in DOWNLOADING_MODEL_STATES:
             raise user_error(f"{name} is {status}: there is no download to cancel.")
         request_download_cancel(store, name)
     except NotFound as exc:
@@ -150,7 +158,9 @@ def _require_sam2(store) -> None:
 
 
 def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
-    """Models, live workers and recent jobs as table rows, plus a one-line summary of queues without workers."""
+    """Models, live workers and recent jobs as table rows, plus a one-line summary of queues without workers.
+    store: a Store, or SharedReads (the Admin timer). One read each of workers (all queues at once), models, jobs
+    and videos, however many workers and jobs there are."""
     workers = dispatch.live_workers_by_queue(settings, store)
     idle = [queue for queue, live in workers.items() if not live]
     summary = f"Updated {time.strftime('%H:%M:%S')}."
@@ -166,6 +176,24 @@ def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
 
 
 DOWNLOAD_COLUMNS = ["model", "status", "progress", "error"]
+
+
+@dataclass(frozen=True)
+class AdminTables:
+    models: list[list]
+    workers: list[list]
+    jobs: list[list]
+    summary: str
+    downloads: list[list]
+    model_names: list[str]
+
+
+def refresh_admin_tables(settings: Settings, shared: SharedReads, caller: jobs_api.Caller) -> AdminTables:
+    """One tick of an admin's Admin tab: everything comes from SharedReads (the same for every admin page), so a
+    page adds no store read of its own; the process reads models, workers, jobs and videos once per interval."""
+    models, workers, jobs, summary = status_tables(settings, shared)
+    return AdminTables(models, workers, jobs, summary, downloads_rows(jobs_api.list_downloads(shared, caller)),
+                       [row[0] for row in models])
 
 
 def downloads_rows(downloads) -> list[list]:
@@ -189,12 +217,19 @@ def cancel_any_job(settings: Settings, store, job_id, request: gr.Request | None
         view = jobs_api.cancel_job_by_id(settings, store, caller, int(job_id))
     except jobs_api.JobAccessError as exc:
         raise user_error(str(exc)) from None
-    return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
+    return cancelled_text(view)
 
 
-def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> None:
+def cancelled_text(view: jobs_api.JobView) -> str:
+    return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == JobState.RUNNING
+                                                  else ".")
+
+
+def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab, shared: SharedReads | None = None) -> None:
     """Lay out the Admin tab inside the current gr.Blocks context; on every page load, show it to the admin only and
-    read both toggles from the store (never from the page's last state)."""
+    read both toggles from the store (never from the page's last state). shared: the process's SharedReads for the
+    timer (one of its own if not given)."""
+    shared = shared or SharedReads(store)
     state = admin_state(settings, store)
     with gr.Row():
         sam2_toggle = gr.Checkbox(label="Enable SAM2 support", value=state["sam2_enabled"], elem_id="sam2-toggle")
@@ -242,11 +277,11 @@ def build_admin_tab(demo: gr.Blocks, settings: Settings, store, admin_tab) -> No
         if not is_admin(settings, request):
             # The timer runs on every page; an annotator's page gets nothing from the admin's tables.
             return {timer: gr.Timer(active=False)}
-        models, workers, jobs, summary = status_tables(settings, store)
         caller = jobs_api.Caller.from_login(getattr(request, "username", None), is_admin=True)
-        return {models_table: models, workers_table: workers, jobs_table: jobs, status_line: summary,
-                model_choice: gr.update(choices=[row[0] for row in models]),
-                downloads_table: downloads_rows(jobs_api.list_downloads(store, caller))}
+        tables = refresh_admin_tables(settings, shared, caller)
+        return {models_table: tables.models, workers_table: tables.workers, jobs_table: tables.jobs,
+                status_line: tables.summary, model_choice: gr.update(choices=tables.model_names),
+                downloads_table: tables.downloads}
 
     timer.tick(refresh, None, [models_table, workers_table, jobs_table, status_line, model_choice, downloads_table,
                                timer], show_progress="hidden", api_name=False)

@@ -1,27 +1,29 @@
 """The Annotate tab's handlers: open a video, create, rename and delete tracks, save seeds, track, follow the job.
 
-Handlers are methods of AnnotateHandlers (plain Python, testable without a browser) working on the viewer's value
-(ui/viewer.py); ui/annotate_layout.py wires them to components. The browser sends that value, so every handler
-treats it as untrusted and checks its preconditions on the server.
+Handlers are methods of AnnotateHandlers (plain Python, testable without a browser) working on the viewer's value, a
+ViewerValue (ui/viewer_value.py) that ui/annotate_layout.py reads from what the page sent (viewer.read_value) and
+hands back as JSON. Its ids and seeds are well-formed by then, but they still come from the browser: every handler
+checks its preconditions (the video exists, the tracks are this video's) on the server.
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 from pathlib import Path
 
 import gradio as gr
-import numpy as np
 
 from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import JobState
 from sam2_tracking.store import CreateTrack, DeleteTrack, NotFound, RevisionConflict, StoreError, UpdateTrack
 from sam2_tracking.types import ALLOWED_BATCH_SIZES, Direction, JobSpec
 from ui import viewer as vw
-from ui.admin import admin_state
+from ui.admin import cancelled_text, tracking_on
 from ui.auth import is_admin
 from ui.errors import user_error
-from ui.views import format_eta, frames_cell, job_summary
+from ui.job_poll import JobPanel, job_panel
+from ui.viewer_value import ViewerValue
 
 
 def _whole_number(value, what: str) -> int:
@@ -58,22 +60,20 @@ class AnnotateHandlers:
         return [m.name for m in self.store.list_models() if m.usable]
 
     def tracking_visible(self) -> bool:
-        state = admin_state(self.settings, self.store)
-        return state["sam2_enabled"] and state["tracking_enabled"]
+        return tracking_on(self.store)
 
-    def status_text(self, value: dict, message: str = "") -> str:
-        value = vw.normalise(value)
-        if value["dataset"] is None:
+    def status_text(self, value: ViewerValue, message: str = "") -> str:
+        if value.dataset is None:
             return message or "Open a video to start."
         # Unsaved seeds are counted by the viewer itself (its info line): they change without a server call.
-        track = f"track #{value['active']}" if value["active"] is not None else "no track selected"
-        return f"{value['dataset'].get('name', '')} | {track}. {message}".strip()
+        track = f"track #{value.active}" if value.active is not None else "no track selected"
+        return f"{value.dataset.name} | {track}. {message}".strip()
 
-    def _dataset(self, value: dict):
-        if value["dataset"] is None:
+    def _dataset(self, value: ViewerValue):
+        if value.dataset is None:
             raise user_error("Open a video first.")
         try:
-            return self.store.get_dataset(value["dataset"]["id"])
+            return self.store.get_dataset(value.dataset.id)
         except NotFound:
             raise user_error("This video was removed; open another one.") from None
 
@@ -81,7 +81,7 @@ class AnnotateHandlers:
         if track_id is None:
             raise user_error("Select a track first (click it in the track list).")
         try:
-            track = self.store.get_track(int(track_id))
+            track = self.store.get_track(track_id)
         except NotFound:
             raise user_error(f"Track #{track_id} no longer exists.") from None
         if track.dataset_id != dataset.dataset_id:
@@ -90,11 +90,10 @@ class AnnotateHandlers:
 
     # ---- opening ------------------------------------------------------------------------------------------------
 
-    def open_dataset(self, value: dict, dataset_id) -> dict:
-        value = vw.normalise(value)
+    def open_dataset(self, value: ViewerValue, dataset_id) -> ViewerValue:
         if dataset_id is None:
             return value
-        if vw.has_unsaved(value):
+        if value.has_unsaved:
             raise user_error("You have unsaved edits: save or discard them before opening another video.")
         try:
             return vw.dataset_value(self.store, int(dataset_id), None, seek=0)
@@ -115,60 +114,53 @@ class AnnotateHandlers:
         except VideoError as exc:
             raise user_error(f"{source.name} was not added: {exc}") from None
 
-    def refresh(self, value: dict, keep_pending: bool = True) -> dict:
+    def refresh(self, value: ViewerValue, keep_pending: bool = True) -> ViewerValue:
         """Re-read tracks and data (after a save, an import or a job's end); the unsaved seeds stay."""
-        value = vw.normalise(value)
-        if value["dataset"] is None:
+        if value.dataset is None:
             return value
         return vw.dataset_value(self.store, self._dataset(value).dataset_id, value, keep_pending=keep_pending)
 
     # ---- tracks -------------------------------------------------------------------------------------------------
 
-    def _save(self, value: dict, edits: list):
+    def _save(self, value: ViewerValue, edits: list):
         dataset = self._dataset(value)
         try:
-            return self.store.save_edits(dataset.dataset_id, value["base_revision"], edits)
+            return self.store.save_edits(dataset.dataset_id, value.base_revision, edits)
         except RevisionConflict as exc:
             raise user_error(f"{exc} Discard your edits to reload the saved annotations.") from None
         except StoreError as exc:
             raise user_error(f"Not saved: {exc}") from None
 
-    def create_track(self, value: dict, label: str) -> tuple[dict, str]:
-        value = vw.normalise(value)
-        self._dataset(value)
+    def create_track(self, value: ViewerValue, label: str) -> tuple[ViewerValue, str]:
+        dataset = self._dataset(value)
         label = (label or "").strip()[:200] or "object"
         saved = self._save(value, [CreateTrack(label=label)])
         track_id = saved.track_ids[-1]
-        value = vw.dataset_value(self.store, value["dataset"]["id"], value, keep_pending=True)
-        value["active"] = track_id
+        value = vw.dataset_value(self.store, dataset.dataset_id, value, keep_pending=True)
+        value = dataclasses.replace(value, active=track_id)
         return value, f"Created track #{track_id} ({label}). Drag a box or click on the object, then save."
 
-    def rename_track(self, value: dict, label: str) -> tuple[dict, str]:
-        value = vw.normalise(value)
+    def rename_track(self, value: ViewerValue, label: str) -> tuple[ViewerValue, str]:
         dataset = self._dataset(value)
-        track_id = self._own_track(dataset, value["active"])
+        track_id = self._own_track(dataset, value.active)
         label = (label or "").strip()[:200]
         if not label:
             raise user_error("Type the new label first.")
         self._save(value, [UpdateTrack(track_id=track_id, label=label)])
         return self.refresh(value), f"Track #{track_id} is now labelled {label!r}."
 
-    def delete_tracks(self, value: dict) -> tuple[dict, str, str]:
+    def delete_tracks(self, value: ViewerValue) -> tuple[ViewerValue, str, str]:
         """Delete the selected tracks (or the active one); keep what is needed to restore them."""
-        value = vw.normalise(value)
         dataset = self._dataset(value)
-        track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
-        track_ids = [self._own_track(dataset, t) for t in track_ids]
+        track_ids = [self._own_track(dataset, t) for t in value.chosen_tracks()]
         if not track_ids:
             raise user_error("Select a track first (click it in the track list).")
-        import dataclasses
         import uuid
 
         annotations = self.store.export_annotations(dataset.dataset_id)
         kept = dataclasses.replace(annotations, tracks=tuple(t for t in annotations.tracks if t.track_id in track_ids))
         self._save(value, [DeleteTrack(track_id=t) for t in track_ids])
-        value["selected"] = []
-        value["active"] = None
+        value = dataclasses.replace(value, selected=(), active=None)
         token = uuid.uuid4().hex
         # Kept in this process for the session's undo; a restart forgets it (the tracks were deleted on purpose).
         self._deleted[token] = (dataset.dataset_id, kept)
@@ -177,15 +169,14 @@ class AnnotateHandlers:
         names = ", ".join(f"#{t}" for t in track_ids)
         return self.refresh(value), token, f"Deleted track(s) {names}. Press 'Undo delete' to restore them."
 
-    def undo_delete(self, value: dict, token: str | None) -> tuple[dict, str]:
-        value = vw.normalise(value)
+    def undo_delete(self, value: ViewerValue, token: str | None) -> tuple[ViewerValue, str]:
         dataset = self._dataset(value)
         entry = self._deleted.pop(token, None) if token else None
         if entry is None or entry[0] != dataset.dataset_id:
             raise user_error("Nothing to restore: undo works for the last delete on this video, in this session.")
         try:
             mapping = self.store.import_annotations(dataset.dataset_id, entry[1], replace_existing=False,
-                                                    base_revision=value["base_revision"])
+                                                    base_revision=value.base_revision)
         except StoreError as exc:
             self._deleted[token] = entry
             raise user_error(f"Not restored: {exc}") from None
@@ -194,8 +185,7 @@ class AnnotateHandlers:
 
     # ---- seeds --------------------------------------------------------------------------------------------------
 
-    def save(self, value: dict) -> tuple[dict, str]:
-        value = vw.normalise(value)
+    def save(self, value: ViewerValue) -> tuple[ViewerValue, str]:
         dataset = self._dataset(value)
         try:
             edits = vw.pending_edits(value, dataset.width, dataset.height, dataset.frame_count)
@@ -207,13 +197,10 @@ class AnnotateHandlers:
             self._own_track(dataset, edit.track_id)
         edits = [self._merge_with_saved(edit) for edit in edits]
         self._save(value, edits)
-        value["pending"] = {}
-        return self.refresh(value, keep_pending=False), f"Saved {len(edits)} edit(s)."
+        return self.refresh(dataclasses.replace(value, pending=()), keep_pending=False), f"Saved {len(edits)} edit(s)."
 
     def _merge_with_saved(self, edit):
         """A click added to a saved box keeps the box (and earlier clicks): a keyframe grows, it is not replaced."""
-        import dataclasses
-
         saved = self.store.get_features(edit.track_id, edit.frame_idx, edit.frame_idx + 1)
         if not saved or not saved[0].keyframe:
             return edit
@@ -222,31 +209,29 @@ class AnnotateHandlers:
         clicks = old.clicks + edit.clicks if edit.box is None else edit.clicks
         return dataclasses.replace(edit, box=box, clicks=clicks)
 
-    def discard(self, value: dict) -> tuple[dict, str]:
-        value = vw.normalise(value)
-        if value["dataset"] is None:
+    def discard(self, value: ViewerValue) -> tuple[ViewerValue, str]:
+        if value.dataset is None:
             return value, ""
         return self.refresh(value, keep_pending=False), "Unsaved edits discarded; showing the saved annotations."
 
     # ---- tracking jobs ------------------------------------------------------------------------------------------
 
-    def start_tracking(self, value: dict, model: str, queue: str, num_frames, direction: str, batch_size,
-                       notify_percent, owner: str | None = None) -> tuple[dict, int, str]:
-        value = vw.normalise(value)
+    def start_tracking(self, value: ViewerValue, model: str, queue: str, num_frames, direction: str, batch_size,
+                       notify_percent, owner: str | None = None) -> tuple[ViewerValue, int, str]:
         if not self.tracking_visible():
             raise user_error("SAM2 mask tracking is turned off; an admin turns it on in the Admin tab.")
         dataset = self._dataset(value)
-        track_ids = sorted(set(value["selected"]) or {value["active"]} - {None})
+        track_ids = value.chosen_tracks()
         if not track_ids:
             raise user_error("Select a track first: tick the tracks to track together, or click one.")
         track_ids = [self._own_track(dataset, t) for t in track_ids]
-        if vw.has_unsaved(value):
+        if value.has_unsaved:
             raise user_error("Save your edits first: tracking starts from saved annotations only.")
         if not model:
             raise user_error("Choose a model (an admin downloads models in the Admin tab).")
         try:
             spec = JobSpec(
-                dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=value["frame_idx"],
+                dataset_id=dataset.dataset_id, track_ids=tuple(track_ids), start_frame_idx=value.frame_idx,
                 model_name=model, queue=queue,
                 num_frames=_whole_number(num_frames, "number of frames") if num_frames else None,
                 direction=_direction(direction), batch_size=_whole_number(batch_size, "batch size"),
@@ -267,51 +252,16 @@ class AnnotateHandlers:
 
     def latest_unfinished_job(self, caller: jobs_api.Caller) -> int | None:
         """The job a reloaded page reattaches to: the caller's own newest queued or running one."""
-        jobs = self.store.list_jobs(statuses=["queued", "running"], limit=1, owner=caller.user)
+        jobs = self.store.list_jobs(statuses=[JobState.QUEUED, JobState.RUNNING], limit=1, owner=caller.user)
         return jobs[0].job_id if jobs else None
 
-    def job_view(self, caller: jobs_api.Caller, job_id: int | None) -> dict:
-        """What the job panel shows: summary text, progress fraction, preview image, and the frames for the timeline."""
-        if job_id is None:
-            return {"text": "", "fraction": None, "preview": None, "job": None, "finished": True, "done": 0,
-                    "preview_frame": None}
+    def job_view(self, caller: jobs_api.Caller, job_id) -> tuple[JobPanel, jobs_api.JobView]:
+        """The job panel for a job the caller may follow (its owner or the admin: checked), and the job's view."""
         try:
             view = jobs_api.follow_job(self.store, caller, job_id)
         except jobs_api.JobAccessError as exc:
             raise user_error(str(exc)) from None
-        preview = None
-        if view.preview_jpeg:
-            from PIL import Image
-
-            preview = np.asarray(Image.open(io.BytesIO(view.preview_jpeg)).convert("RGB"))
-        job = self.store.get_job(view.job_id)
-        text = job_summary(job)
-        if view.message and view.message not in text:
-            text += f" {view.message}."
-        # Frames tracked but not committed yet (a batch commits at once): the bar moves between commits.
-        done = view.frames_tracked
-        if done > view.frames_done:
-            text += f" Tracked {done}/{view.frames_total}: saved at the end of each batch."
-        fraction = min(1.0, done / view.frames_total) if view.frames_total else 0.0
-        return {"text": text, "fraction": fraction, "preview": preview, "finished": view.finished,
-                "done": view.frames_done, "preview_frame": view.preview_frame_idx,
-                "job": {"id": view.job_id, "dataset_id": view.dataset_id, "status": view.status,
-                        "start": job.spec.start_frame_idx, "current": view.current_frame_idx,
-                        "frames": self._job_frame_span(job)}}
-
-    def _job_frame_span(self, job) -> list[int]:
-        from sam2_tracking.jobs.plan import job_frames
-
-        frames = job_frames(job.spec, self.store.get_dataset(job.dataset_id).frame_count)
-        return [min(frames), max(frames)] if frames else []
-
-    def jobs_rows(self, caller: jobs_api.Caller) -> list[list]:
-        rows = []
-        for v in jobs_api.list_my_jobs(self.store, caller, limit=30):
-            rows.append([v.job_id, v.owner or "", ", ".join(f"#{t}" for t in v.track_ids), v.status,
-                         frames_cell(v.frames_done, v.frames_tracked, v.frames_total), f"{v.fps or 0:.1f}",
-                         format_eta(v.eta_s) if v.status == "running" else "", v.message or ""])
-        return rows
+        return job_panel(self.store.get_job(view.job_id), view), view
 
     def cancel(self, caller: jobs_api.Caller, job_id) -> str:
         if job_id is None:
@@ -320,9 +270,9 @@ class AnnotateHandlers:
             view = jobs_api.cancel_job_by_id(self.settings, self.store, caller, job_id)
         except jobs_api.JobAccessError as exc:
             raise user_error(str(exc)) from None
-        return f"Job {view.job_id}: {view.status}" + (" (stops within a frame)." if view.status == "running" else ".")
+        return cancelled_text(view)
 
-    def undo_job(self, value: dict, caller: jobs_api.Caller, job_id) -> tuple[dict, str]:
+    def undo_job(self, value: ViewerValue, caller: jobs_api.Caller, job_id) -> tuple[ViewerValue, str]:
         if job_id is None:
             raise user_error("No job to undo: pick one in My jobs.")
         try:
@@ -330,7 +280,6 @@ class AnnotateHandlers:
         except (jobs_api.JobAccessError, StoreError) as exc:
             raise user_error(str(exc)) from None
         return self.refresh(value), f"Job {view.job_id} undone: {restored} frame(s) restored."
-
 
 
 BATCH_CHOICES = [str(size) for size in ALLOWED_BATCH_SIZES]

@@ -1,7 +1,10 @@
 """Lays out the Annotate tab and wires its components to AnnotateHandlers.
 
 Handlers take their inputs as a dict keyed by component (Gradio's set-of-inputs form) and return a dict of the
-outputs they change, so adding a component never shifts another handler's positional arguments.
+outputs they change, so adding a component never shifts another handler's positional arguments. The viewer's value
+is read here, once per event (vw.read_value: a bad one is refused with a message), and sent back as JSON.
+The named events (api_name) are the app's scripting API, documented in README.md's API section and checked by
+tests/test_api_docs.py: keep their names and parameters.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import gradio as gr
 
 from sam2_tracking.settings import Settings
-from ui import exchange
+from ui import annotation_files
 from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
 from ui.errors import user_error
+from ui.job_poll import poll_job_panel
 from ui.preview import build_preview_panel
+from ui.shared_reads import SharedReads
 
 JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
 PROGRESS_BAR = ('<div class="job-bar" data-fraction="{fraction:.4f}"><progress max="1" value="{fraction:.4f}">'
@@ -26,7 +31,10 @@ def progress_html(fraction: float | None) -> str:
     return PROGRESS_BAR.format(fraction=fraction, percent=100 * fraction)
 
 
-def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHandlers:
+def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
+                       shared: SharedReads | None = None) -> AnnotateHandlers:
+    """Lay out the tab; shared: the process's SharedReads for the job poll (one of its own if not given)."""
+    shared = shared or SharedReads(store)
     h = AnnotateHandlers(settings, store)
     job_id = gr.State(None)
     job_shown = gr.State(None)
@@ -53,13 +61,13 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                 undo_delete_button = gr.Button("Undo delete", elem_id="undo-delete-button")
             with gr.Accordion("Import / export", open=False):
                 with gr.Row():
-                    export_format = gr.Dropdown(list(exchange.FORMAT_LABELS), value="DIVE JSON", label="Export as")
+                    export_format = gr.Dropdown(list(annotation_files.FORMAT_LABELS), value="DIVE JSON", label="Export as")
                     export_button = gr.Button("Export saved annotations")
                 export_file = gr.File(label="Exported file", interactive=False, elem_id="export-file")
                 import_upload = gr.File(label="Import DIVE JSON, DIVE mask zip, COCO or VIAME CSV", height=90,
                                         file_types=[".json", ".zip", ".csv"])
                 with gr.Row():
-                    import_format = gr.Dropdown(list(exchange.IMPORT_LABELS), value="Detect from the file",
+                    import_format = gr.Dropdown(list(annotation_files.IMPORT_LABELS), value="Detect from the file",
                                                 label="Import format")
                     import_replace = gr.Checkbox(label="Replace the video's tracks", value=False)
                 import_button = gr.Button("Import")
@@ -99,10 +107,13 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     timer = gr.Timer(1.0)
 
     def shown(value, message=""):
-        return {viewer: value, status: h.status_text(value, message)}
+        return {viewer: value.to_json(), status: h.status_text(value, message)}
+
+    def sent(inputs):
+        return vw.read_value(inputs[viewer])
 
     def on_open(inputs):
-        return shown(h.open_dataset(inputs[viewer], inputs[dataset_choice]))
+        return shown(h.open_dataset(sent(inputs), inputs[dataset_choice]))
 
     dataset_choice.input(on_open, {viewer, dataset_choice}, [viewer, status], api_name="open_dataset")
 
@@ -112,7 +123,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
         except gr.Error as exc:
             # A refused file: say why, clear the upload box, and leave the open video as it was.
             return {status: f"**Not added:** {exc.message}", upload: None}
-        value = h.open_dataset(inputs[viewer], dataset_id)
+        value = h.open_dataset(sent(inputs), dataset_id)
         return {**shown(value, "Video added."), upload: None,
                 dataset_choice: gr.update(choices=h.dataset_choices(), value=dataset_id)}
 
@@ -122,40 +133,40 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                   concurrency_limit=settings.upload_concurrency, concurrency_id="file_uploads")
 
     def on_new_track(inputs):
-        return shown(*h.create_track(inputs[viewer], inputs[new_label]))
+        return shown(*h.create_track(sent(inputs), inputs[new_label]))
 
     new_track_button.click(on_new_track, {viewer, new_label}, [viewer, status], api_name="create_track")
 
     def on_rename(inputs):
-        return shown(*h.rename_track(inputs[viewer], inputs[new_label]))
+        return shown(*h.rename_track(sent(inputs), inputs[new_label]))
 
     rename_button.click(on_rename, {viewer, new_label}, [viewer, status], api_name="rename_track")
 
     def on_delete(inputs):
-        value, token, message = h.delete_tracks(inputs[viewer])
+        value, token, message = h.delete_tracks(sent(inputs))
         return {**shown(value, message), deleted_token: token}
 
     delete_button.click(on_delete, {viewer}, [viewer, status, deleted_token], api_name="delete_tracks")
 
     def on_undo_delete(inputs):
-        return {**shown(*h.undo_delete(inputs[viewer], inputs[deleted_token])), deleted_token: None}
+        return {**shown(*h.undo_delete(sent(inputs), inputs[deleted_token])), deleted_token: None}
 
     undo_delete_button.click(on_undo_delete, {viewer, deleted_token}, [viewer, status, deleted_token],
                              api_name="undo_delete")
 
     def on_save(inputs):
-        return shown(*h.save(inputs[viewer]))
+        return shown(*h.save(sent(inputs)))
 
     save_button.click(on_save, {viewer}, [viewer, status], api_name="save")
 
     def on_discard(inputs):
-        return shown(*h.discard(inputs[viewer]))
+        return shown(*h.discard(sent(inputs)))
 
     discard_button.click(on_discard, {viewer}, [viewer, status], api_name="discard")
 
     def on_track(inputs, request: gr.Request):
         value, new_job, message = h.start_tracking(
-            inputs[viewer], model=inputs[model_choice], queue=inputs[queue_choice],
+            sent(inputs), model=inputs[model_choice], queue=inputs[queue_choice],
             num_frames=inputs[frames_number], direction=inputs[direction_choice],
             batch_size=inputs[batch_choice], notify_percent=inputs[notify_slider],
             owner=h.caller(request).user)
@@ -168,9 +179,10 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
 
     def on_follow(inputs, request: gr.Request):
         wanted = inputs[follow_number]
-        view = h.job_view(h.caller(request), None if wanted is None else int(wanted))  # checks owner-or-admin
-        return {job_id: view["job"] and view["job"]["id"], job_shown: None, job_text: view["text"],
-                job_bar: progress_html(view["fraction"])}
+        if wanted is None:
+            raise user_error("Type the number of the job to follow.")
+        panel, view = h.job_view(h.caller(request), wanted)  # checks owner-or-admin
+        return {job_id: view.job_id, job_shown: None, job_text: panel.text, job_bar: progress_html(panel.fraction)}
 
     follow_button.click(on_follow, {follow_number}, [job_id, job_shown, job_text, job_bar], api_name="follow_job")
 
@@ -180,26 +192,25 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     cancel_button.click(on_cancel, {job_id}, [job_text], api_name="cancel_job")
 
     def on_undo_job(inputs, request: gr.Request):
-        return shown(*h.undo_job(inputs[viewer], h.caller(request), inputs[job_id]))
+        return shown(*h.undo_job(sent(inputs), h.caller(request), inputs[job_id]))
 
     undo_button.click(on_undo_job, {viewer, job_id}, [viewer, status], api_name="undo_job")
 
     def on_export(inputs, request: gr.Request):
-        dataset = vw.normalise(inputs[viewer])["dataset"]
         # Exports are kept per user (and pruned per user): the login name, None without logins.
-        return {export_file: exchange.export_dataset(settings, store, dataset and dataset["id"],
-                                                     inputs[export_format], getattr(request, "username", None))}
+        return {export_file: annotation_files.export_dataset(settings, store, sent(inputs).dataset_id,
+                                                             inputs[export_format],
+                                                             getattr(request, "username", None))}
 
     export_button.click(on_export, {viewer, export_format}, [export_file], api_name="export")
 
     def on_import(inputs):
-        value = vw.normalise(inputs[viewer])
-        if vw.has_unsaved(value):
+        value = sent(inputs)
+        if value.has_unsaved:
             raise user_error("Save or discard your edits before importing.")
-        dataset = value["dataset"]
-        _revision, message = exchange.import_file(store, dataset and dataset["id"], value["base_revision"],
-                                                  inputs[import_upload], inputs[import_format],
-                                                  inputs[import_replace], settings=settings)
+        _revision, message = annotation_files.import_file(store, value.dataset_id, value.base_revision,
+                                                          inputs[import_upload], inputs[import_format],
+                                                          inputs[import_replace], settings=settings)
         return shown(h.refresh(value), message)
 
     import_button.click(on_import, {viewer, import_upload, import_format, import_replace}, [viewer, status],
@@ -207,28 +218,19 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
                         concurrency_id="file_uploads")
 
     def poll(inputs, request: gr.Request):
-        caller = h.caller(request)
-        out = {tracking_group: gr.update(visible=h.tracking_visible()), model_choice: gr.update(choices=h.model_choices()),
-               jobs_table: h.jobs_rows(caller)}
-        current = inputs[job_id]
-        if current is None:
-            return out
-        view = h.job_view(caller, current)
-        seen = inputs[job_shown] if isinstance(inputs[job_shown], dict) and inputs[job_shown].get("id") == current \
-            else {"id": current, "done": None, "preview": None, "finished": False}
-        out.update({job_text: view["text"], job_bar: progress_html(view["fraction"])})
-        if view["preview"] is not None and view["preview_frame"] != seen["preview"]:
-            out[job_preview] = view["preview"]  # sent once per notification, not every tick
-        value = vw.normalise(inputs[viewer])
-        on_screen = value["dataset"] is not None and value["dataset"]["id"] == view["job"]["dataset_id"]
-        if on_screen and not seen["finished"] and (view["done"] != seen["done"] or view["finished"]):
-            # New frames committed (or the job ended): the viewer reloads masks and timeline and shows the job's
-            # progress on the timeline; `poll` tells it to keep the person's frame, tracks and unsaved seeds.
-            refreshed = h.refresh(value)
-            refreshed.update(job=None if view["finished"] else view["job"], poll=True)
-            out[viewer] = refreshed
-        out[job_shown] = {"id": current, "done": view["done"], "preview": view["preview_frame"],
-                          "finished": view["finished"]}
+        # The page's own value is only compared and reloaded here: a bad one is refused like any other event's.
+        update = poll_job_panel(store, shared, h.caller(request), inputs[job_id], inputs[job_shown],
+                                vw.read_value(inputs[viewer]))
+        out = {tracking_group: gr.update(visible=update.tracking_visible),
+               model_choice: gr.update(choices=update.model_choices), job_shown: update.seen}
+        if update.jobs_rows is not None:
+            out[jobs_table] = update.jobs_rows
+        if update.panel is not None:
+            out.update({job_text: update.panel.text, job_bar: progress_html(update.panel.fraction)})
+        if update.preview is not None:
+            out[job_preview] = update.preview
+        if update.viewer is not None:
+            out[viewer] = update.viewer.to_json()
         return out
 
     timer.tick(poll, {job_id, job_shown, viewer},
@@ -238,14 +240,13 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store) -> AnnotateHa
     def on_load(inputs, request: gr.Request):
         # Open the first video (the sample clip on a fresh install) so a new user sees a frame at once.
         choices = h.dataset_choices()
-        value = vw.normalise(inputs[viewer])
-        if value["dataset"] is None and choices:
+        value = sent(inputs)
+        if value.dataset is None and choices:
             value = h.open_dataset(value, choices[0][1])
         models = h.model_choices()
         # A reloaded page reattaches to the person's running job: jobs belong to people, not pages.
         running = h.latest_unfinished_job(h.caller(request))
-        return {**shown(value), dataset_choice: gr.update(choices=choices, value=value["dataset"] and
-                                                           value["dataset"]["id"]),
+        return {**shown(value), dataset_choice: gr.update(choices=choices, value=value.dataset_id),
                 model_choice: gr.update(choices=models, value=models[0] if models else None),
                 tracking_group: gr.update(visible=h.tracking_visible()), job_id: running, follow_number: running}
 

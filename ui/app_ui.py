@@ -8,6 +8,7 @@ from sam2_tracking.settings import Settings
 from ui.admin import build_admin_tab
 from ui.annotate_layout import build_annotate_tab
 from ui.auth import ClientAddressMiddleware, make_auth
+from ui.shared_reads import SharedReads
 
 TITLE = "SAM2 mask tracking"
 # Error texts wrap instead of being cut off (toasts and table cells).
@@ -20,14 +21,16 @@ CSS = """
 
 
 def build_ui(settings: Settings, store) -> gr.Blocks:
+    # One SharedReads for every page's timers: what all pages show alike is read once a second, not once per page.
+    shared = SharedReads(store)
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"## {TITLE}")
         with gr.Tabs():
             with gr.Tab("Annotate", id="annotate"):
-                build_annotate_tab(demo, settings, store)
+                build_annotate_tab(demo, settings, store, shared)
             # Hidden until the page load says the viewer is the admin; every admin handler checks on the server too.
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
-                build_admin_tab(demo, settings, store, admin_tab)
+                build_admin_tab(demo, settings, store, admin_tab, shared)
     return demo
 
 

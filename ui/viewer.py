@@ -3,11 +3,12 @@
 The drawing, keyboard and mouse handling live in web/static/viewer.js (its header documents the value and the event
 interface other code can hook into). Python only builds the value: which video, which tracks, and commands
 (`seek`, `reset_pending`); the viewer writes back the frame, the active and selected tracks, and the unsaved seeds.
+That value is a ViewerValue (ui/viewer_value.py): read_value() checks what the page sent, handlers answer to_json().
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from pathlib import Path
 
@@ -16,9 +17,10 @@ import gradio as gr
 from sam2_tracking.engine.masks import track_colour
 from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click
+from ui.errors import user_error
+from ui.viewer_value import DatasetInfo, TrackInfo, ViewerValue, ViewerValueError, fit_text
 
 VIEWER_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "viewer.js"
-MAX_CLICKS_PER_SEED = 64
 
 TEMPLATE = """
 <div class="sv-root" tabindex="0">
@@ -64,9 +66,8 @@ def colour_hex(track_id: int) -> str:
 
 
 def empty_value() -> dict:
-    return {"dataset": None, "revision": 0, "base_revision": 0, "tracks": [], "active": None, "selected": [],
-            "hidden": [], "frame_idx": 0, "pending": {}, "seek": None, "reset_pending": False, "job": None,
-            "poll": False}
+    """The value of a page with no video open, in the page's JSON shape."""
+    return ViewerValue().to_json()
 
 
 def build_viewer(elem_id: str = "frame-viewer") -> gr.HTML:
@@ -74,109 +75,70 @@ def build_viewer(elem_id: str = "frame-viewer") -> gr.HTML:
                    elem_id=elem_id, container=False, apply_default_css=False)
 
 
-def dataset_value(store, dataset_id: int, previous: dict | None = None, seek: int | None = None,
-                  keep_pending: bool = False) -> dict:
+def read_value(raw: object) -> ViewerValue:
+    """The viewer's value as the page sent it, checked; a bad one is refused with a message (never a server error)."""
+    try:
+        return ViewerValue.from_json(raw)
+    except ViewerValueError as exc:
+        raise user_error(f"The page sent a viewer state the server cannot use: {exc}. Reload the page if this "
+                         "persists.") from None
+
+
+def dataset_value(store, dataset_id: int, previous: ViewerValue | None = None, seek: int | None = None,
+                  keep_pending: bool = False) -> ViewerValue:
     """A fresh value for a dataset: its tracks, and a new data version so the viewer reloads masks and timeline."""
-    previous = normalise(previous)
-    dataset = store.get_dataset(dataset_id)
-    tracks = store.list_tracks(dataset_id)
-    same = previous["dataset"] is not None and previous["dataset"]["id"] == dataset_id
-    value = empty_value()
-    value.update(
-        dataset={"id": dataset.dataset_id, "name": dataset.name, "frame_count": dataset.frame_count,
-                 "width": dataset.width, "height": dataset.height, "fps": dataset.fps},
+    return value_for(store.get_dataset(dataset_id), store.list_tracks(dataset_id), previous, seek, keep_pending)
+
+
+def value_for(dataset, tracks, previous: ViewerValue | None = None, seek: int | None = None,
+              keep_pending: bool = False) -> ViewerValue:
+    """dataset_value from records already read (a Dataset and its Tracks): the person's frame, tracks and, with
+    keep_pending, unsaved seeds stay when `previous` shows the same dataset."""
+    previous = previous or ViewerValue()
+    same = previous.dataset_id == dataset.dataset_id
+    value = ViewerValue(
+        dataset=DatasetInfo(dataset.dataset_id, fit_text(dataset.name), dataset.frame_count, dataset.width,
+                            dataset.height, dataset.fps),
         revision=f"{dataset.revision}-{time.time():.6f}",  # an opaque data version: any change reloads the viewer
         base_revision=dataset.revision,
-        tracks=[{"id": t.track_id, "label": t.label, "colour": colour_hex(t.track_id), "begin": t.begin,
-                 "end": t.end} for t in tracks],
-        job=previous["job"] if same else None,
+        tracks=tuple(TrackInfo(t.track_id, fit_text(t.label), colour_hex(t.track_id), t.begin, t.end)
+                     for t in tracks),
+        job=previous.job if same else None,
     )
     if same:
-        value.update(active=previous["active"], selected=previous["selected"], hidden=previous["hidden"],
-                     frame_idx=previous["frame_idx"])
+        value = dataclasses.replace(value, active=previous.active, selected=previous.selected,
+                                    hidden=previous.hidden, frame_idx=previous.frame_idx)
     if keep_pending and same:
-        value["pending"] = previous["pending"]
+        value = dataclasses.replace(value, pending=previous.pending)
     else:
-        value["reset_pending"] = True
-    if value["active"] is None and tracks:
-        value["active"] = tracks[0].track_id
-    value["seek"] = value["frame_idx"] if seek is None else int(seek)
-    value["frame_idx"] = value["seek"]
-    return value
+        value = dataclasses.replace(value, reset_pending=True)
+    if value.active is None and tracks:
+        value = dataclasses.replace(value, active=tracks[0].track_id)
+    frame_idx = value.frame_idx if seek is None else int(seek)
+    return dataclasses.replace(value, seek=frame_idx, frame_idx=frame_idx)
 
 
-def normalise(value) -> dict:
-    """The viewer's value as sent by the browser, with every field present and of the right type (it is untrusted)."""
-    base = empty_value()
-    if not isinstance(value, dict):
-        return base
-    base.update({k: value[k] for k in base if k in value})
-    if not isinstance(base["dataset"], dict) or not isinstance(base["dataset"].get("id"), int):
-        base["dataset"] = None
-    for key in ("active", "frame_idx"):
-        base[key] = _int_or_none(base[key])
-    base["frame_idx"] = base["frame_idx"] or 0
-    base["selected"] = [i for i in map(_int_or_none, base["selected"] or []) if i is not None]
-    base["hidden"] = [i for i in map(_int_or_none, base["hidden"] or []) if i is not None]
-    base["base_revision"] = _int_or_none(base["base_revision"]) or 0
-    if not isinstance(base["pending"], dict):
-        base["pending"] = {}
-    return base
+def _clamp(value: float, limit: float) -> float:
+    return min(max(value, 0.0), limit)
 
 
-def _int_or_none(value) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
-    return None
-
-
-def _number(value, limit: float, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{where}: not a number")
-    return min(max(float(value), 0.0), limit)
-
-
-def pending_edits(value: dict, width: int, height: int, frame_count: int) -> list[UpsertKeyframe]:
-    """The viewer's unsaved seeds as store edits, checked: frames in the video, coordinates clamped to the frame."""
+def pending_edits(value: ViewerValue, width: int, height: int, frame_count: int) -> list[UpsertKeyframe]:
+    """The viewer's unsaved seeds as store edits, checked against the video: frames in it, coordinates clamped to
+    the frame (from_json checked their types and sizes)."""
     edits = []
-    for frame_key, tracks in value["pending"].items():
-        frame_idx = _int_or_none(frame_key)
-        if frame_idx is None or not 0 <= frame_idx < frame_count or not isinstance(tracks, dict):
-            raise ValueError(f"unsaved edit on frame {frame_key!r}: not a frame of this video")
-        for track_key, seed in tracks.items():
-            track_id = _int_or_none(track_key)
-            if track_id is None or not isinstance(seed, dict):
-                raise ValueError(f"unsaved edit for track {track_key!r}: not a track id")
-            box = None
-            if seed.get("box") is not None:
-                raw = seed["box"]
-                if not isinstance(raw, list) or len(raw) != 4:
-                    raise ValueError(f"frame {frame_idx}, track {track_id}: a box has four numbers")
-                x1, y1, x2, y2 = (_number(v, lim, "box") for v, lim in zip(raw, (width, height, width, height),
-                                                                             strict=True))
-                if x2 - x1 < 2 or y2 - y1 < 2:
-                    raise ValueError(f"frame {frame_idx}, track {track_id}: the box is empty; drag over the object")
-                box = Box(x1, y1, x2, y2)
-            raw_clicks = seed.get("clicks") or []
-            if not isinstance(raw_clicks, list) or len(raw_clicks) > MAX_CLICKS_PER_SEED:
-                raise ValueError(f"frame {frame_idx}, track {track_id}: at most {MAX_CLICKS_PER_SEED} clicks")
-            clicks = []
-            for click in raw_clicks:
-                if not isinstance(click, list) or len(click) != 3:
-                    raise ValueError(f"frame {frame_idx}, track {track_id}: a click is [x, y, positive]")
-                clicks.append(Click(_number(click[0], width - 1, "click"), _number(click[1], height - 1, "click"),
-                                    bool(click[2])))
-            if box is None and not clicks:
-                continue
-            edits.append(UpsertKeyframe(track_id=track_id, frame_idx=frame_idx, box=box, clicks=tuple(clicks)))
+    for seed in value.pending:
+        if not seed.frame_idx < frame_count:
+            raise ValueError(f"unsaved edit on frame {str(seed.frame_idx)!r}: not a frame of this video")
+        box = None
+        if seed.box is not None:
+            x1, y1, x2, y2 = (_clamp(v, lim) for v, lim in zip(seed.box, (width, height, width, height),
+                                                                 strict=True))
+            if x2 - x1 < 2 or y2 - y1 < 2:
+                raise ValueError(f"frame {seed.frame_idx}, track {seed.track_id}: the box is empty; drag over the "
+                                 "object")
+            box = Box(x1, y1, x2, y2)
+        clicks = tuple(Click(_clamp(x, width - 1), _clamp(y, height - 1), positive) for x, y, positive in seed.clicks)
+        if box is None and not clicks:
+            continue
+        edits.append(UpsertKeyframe(track_id=seed.track_id, frame_idx=seed.frame_idx, box=box, clicks=clicks))
     return sorted(edits, key=lambda e: (e.frame_idx, e.track_id))
-
-
-def has_unsaved(value: dict) -> bool:
-    return any(isinstance(tracks, dict) and any(tracks.values()) for tracks in normalise(value)["pending"].values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from queues.jobs_api import frames_tracked
-from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
+from sam2_tracking.states import DOWNLOADING_MODEL_STATES, JobState
 
 
 def format_bytes(value: int | None) -> str:
@@ -36,7 +36,7 @@ def models_rows(models) -> list[list]:
     rows = []
     for model in models:
         progress = ""
-        if model.status in DOWNLOADING_MODEL_STATUSES and model.progress_bytes is not None:
+        if model.status in DOWNLOADING_MODEL_STATES and model.progress_bytes is not None:
             progress = format_bytes(model.progress_bytes)
             if model.total_bytes:
                 progress += f" of {format_bytes(model.total_bytes)} ({100 * model.progress_bytes / model.total_bytes:.0f}%)"
@@ -70,8 +70,8 @@ def frames_cell(frames_done: int, frames_tracked: int, frames_total: int) -> str
 
 
 def job_message(job) -> str:
-    if job.status == "failed":
-        return job.error or "failed"
+    if job.status == JobState.FAILED:
+        return job.error or JobState.FAILED.value
     if job.error:  # e.g. why someone other than the owner stopped it
         return job.error
     if job.resumed_count:
@@ -83,15 +83,22 @@ def jobs_rows(jobs, dataset_names: dict[int, str]) -> list[list]:
     return [
         [job.job_id, dataset_names.get(job.dataset_id, job.dataset_id), ", ".join(map(str, job.spec.track_ids)),
          job.queue, job.status, frames_cell(job.frames_done, frames_tracked(job), job.frames_total), f"{job.fps or 0:.1f}",
-         format_eta(job.eta_s) if job.status == "running" else "", job.worker or "", job_message(job)]
+         format_eta(job.eta_s) if job.status == JobState.RUNNING else "", job.worker or "", job_message(job)]
         for job in jobs
     ]
+
+
+def my_jobs_rows(views) -> list[list]:
+    """The Annotate tab's My jobs table from jobs_api.JobView records (ui/annotate_layout.JOB_COLUMNS)."""
+    return [[v.job_id, v.owner or "", ", ".join(f"#{t}" for t in v.track_ids), v.status,
+             frames_cell(v.frames_done, v.frames_tracked, v.frames_total), f"{v.fps or 0:.1f}",
+             format_eta(v.eta_s) if v.status == JobState.RUNNING else "", v.message or ""] for v in views]
 
 
 def job_summary(job) -> str:
     """One line for the Annotate tab's progress box."""
     text = f"Job {job.job_id}: {job.status}, {job.frames_done}/{job.frames_total} frames ({job.percent:.0f}%)"
-    if job.status == "running":
+    if job.status == JobState.RUNNING:
         if job.fps:
             text += f", {job.fps:.1f} frames/s"
         if job.eta_s is not None:
