@@ -71,8 +71,10 @@ class PostgresBackend:
 
         self.location = redact_url(url)
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-        # pre_ping: a consumer outlives database restarts; a dead pooled connection is replaced, not used.
-        self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=8)
+        # pre_ping: a consumer outlives database restarts; a dead pooled connection is replaced, not used. pool_size:
+        # a process reads from several threads at once (handlers, lease checks, heartbeats) beside its writer, and a
+        # connection beyond the pool is closed on return, so each read past it would pay a new connection.
+        self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         self._closed = False
         try:
             with self.write() as conn:
