@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import socket
 import time
-import uuid
 from pathlib import Path
 
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import SourceKind
 from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 PROGRESS_WRITE_INTERVAL_S = 0.5
 CANCEL_CHECK_INTERVAL_S = 0.5
 CANCEL_CHECK_CHUNKS = 8
-UPLOADED = "upload"  # the config / checkpoint_url of a model installed from uploaded files
-_CANCEL_KEY = "model_download_cancel:"
+UPLOADED = "upload"  # how a model folder's manifest names files that came from an upload
 CANCEL_QUEUED_NOTE = "cancel requested: a worker skips this download when it picks it up"
 
 
@@ -87,7 +86,7 @@ def request_download_cancel(store, name: str) -> None:
     record = store.get_model(name)  # NotFound for a name the catalogue does not list
     if record.status in ("queued", "updating"):  # "updating" may still wait in the queue
         store.update_model(name, error=CANCEL_QUEUED_NOTE)
-    store.set_setting(_CANCEL_KEY + name, uuid.uuid4().hex)
+    store.request_model_cancel(name)
 
 
 def run_model_download(settings: Settings, store, name: str, force: bool = False) -> str:
@@ -97,9 +96,9 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
     or is cancelled, the version already on disk stays in use and the model stays "ready"."""
     from sam2_tracking.models.catalogue import DownloadCancelled, ModelEntry, ModelError, download_model, model_status
 
-    token_at_start = store.get_setting(_CANCEL_KEY + name, None)  # read first: a later request changes it
     record = store.get_model(name)  # NotFound if an admin removed it while the download waited in the queue
-    if record.config == UPLOADED or record.checkpoint_url == UPLOADED:
+    token_at_start = record.cancel_requests  # read first: a later request changes it
+    if record.source == SourceKind.UPLOAD:
         refusal = ModelError(f"{name} was installed from uploaded files: upload them again to replace it")
         _settle(settings, store, name, error=str(refusal))
         raise refusal
@@ -121,7 +120,7 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
             store.update_model(name, status=busy, progress_bytes=done, total_bytes=total)
 
     def should_cancel() -> bool:
-        return cancel_checks.due() and store.get_setting(_CANCEL_KEY + name, None) != token_at_start
+        return cancel_checks.due() and store.get_model(name).cancel_requests != token_at_start
 
     # A forced re-download of a usable model leaves it usable ("updating"): jobs and previews go on with the version
     # on disk until the new one is verified and swapped in.
@@ -255,7 +254,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
         store.update_model(name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
                            progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"), error=None)
     else:
-        store.upsert_model(name, UPLOADED, UPLOADED, is_default=False, status="ready", size=manifest.get("size"),
+        store.upsert_model(name, "", "", is_default=False, status="ready", size=manifest.get("size"),
                            sha256=manifest.get("sha256"), progress_bytes=manifest.get("size"),
-                           total_bytes=manifest.get("size"))
+                           total_bytes=manifest.get("size"), source=SourceKind.UPLOAD)
     return f"{name} installed from the uploaded files and ready ({manifest.get('size', 0) / 1e6:.0f} MB)."

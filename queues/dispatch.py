@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from queues import tasks
 from queues.config import STALE_AFTER_S, UnknownQueueError
-from queues.worker import worker_is_dead
+from queues.heartbeat import worker_is_dead
 from sam2_tracking.jobs.seeds import seeds_to_json
 from sam2_tracking.settings import Settings
 from sam2_tracking.types import JobSpec, SeedError
@@ -105,7 +105,7 @@ def cancel_job(settings: Settings, store, job_id: int, reason: str | None = None
         return job.status
     store.request_cancel(job_id)
     if reason:
-        store.update_job(job_id, error=reason)
+        store.update_job(job_id, message=reason)
     if store.cancel_if_queued(job_id) and job.huey_task_id:
         try:
             tasks.huey_for(settings, job.queue).revoke_by_id(job.huey_task_id)

@@ -14,8 +14,9 @@ import socket
 import threading
 import time
 
-from queues.catalogue import UPLOADED, cancel_throttle, download_limits, progress_throttle
+from queues.catalogue import cancel_throttle, download_limits, progress_throttle
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     Consumers on other machines share no disk with the app, so each one fetches a model that the catalogue lists
     as ready from the catalogue's URL(s) itself, with the Admin download's code (verified, atomic rename, the same
     size cap, config allow-list and timeouts), checked against the catalogue's size and SHA-256 so that every
-    consumer runs the same weights. The job is claimed first (worker: this consumer's queues.worker.WorkerIdentity),
+    consumer runs the same weights. The job is claimed first (worker: this consumer's queues.identity.WorkerIdentity),
     so it shows as running with the message "fetching model ...", and a consumer that dies meanwhile has its job
     handed to another like any running job. A cancel stops the fetch at its next chunk (the partial file stays for
     the next try). Returns True when the runner should take the job from here; False when it ended here (failed:
@@ -61,7 +62,7 @@ def fetch_model_for_job(settings: Settings, store, job_id: int, worker) -> bool:
     finally:
         worker.current_job_id = None
     # The runner claims the job again: this worker holds it, so the claim succeeds and counts no resume.
-    store.update_job(job_id, error=None)
+    store.update_job(job_id, message=None)
     return True
 
 
@@ -109,14 +110,14 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
             if store.job_lease(job_id, worker_id) != "ok":
                 return  # never overwrite the reason someone gave for a cancel
             of_total = f" of {total / 1e6:.0f}" if total else ""
-            store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB",
+            store.update_job(job_id, message=f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB",
                              heartbeat_at=time.time())
 
     def should_cancel() -> bool:
         # Cancelled, or handed to another worker: either way this fetch is not needed now.
         return cancel_checks.due() and store.job_lease(job_id, worker_id) != "ok"
 
-    store.update_job(job_id, error=f"{FETCHING_NOTE} {name} onto {host}")
+    store.update_job(job_id, message=f"{FETCHING_NOTE} {name} onto {host}")
     log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,
              entry.checkpoint_url)
     try:
@@ -124,8 +125,8 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
                        should_cancel=should_cancel, limits=download_limits(settings))
     except DownloadCancelled:
         # The fetch's note goes, a reason given with the cancel stays; nothing changes if the job was handed on.
-        note = store.get_job(job_id).error or ""
-        store.finish_job(job_id, worker_id, "cancelled", **({"error": None} if note.startswith(FETCHING_NOTE) else {}))
+        note = store.get_job(job_id).message or ""
+        store.finish_job(job_id, worker_id, "cancelled", **({"message": None} if note.startswith(FETCHING_NOTE) else {}))
         return False
     except Exception as exc:
         discard_download(settings.model_dir, name)
@@ -141,7 +142,7 @@ def _catalogue_entry(record):
     machines, so its rows are input to a consumer. Raises ModelError for a model that has no URL to fetch from."""
     from sam2_tracking.models.catalogue import DEFAULT_MODELS, ModelEntry, ModelError, custom_model_entry
 
-    if record.config == UPLOADED or record.checkpoint_url == UPLOADED:
+    if record.source == SourceKind.UPLOAD:
         raise ModelError("it was installed from uploaded files, so there is no URL to fetch it from: upload it in "
                          "the Admin tab of an app whose model folder this consumer reads, or copy the model's "
                          "folder into this consumer's SAM2T_MODEL_DIR")

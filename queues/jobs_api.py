@@ -110,7 +110,7 @@ def frames_tracked(job) -> int:
 
 def job_view(store, job) -> JobView:
     note = job.notification
-    message = job.error
+    message = job.error or job.message
     if job.status == "queued" and message is None:
         message = dispatch.no_worker_warning(store, job.queue)
     return JobView(

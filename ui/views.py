@@ -72,8 +72,8 @@ def frames_cell(frames_done: int, frames_tracked: int, frames_total: int) -> str
 def job_message(job) -> str:
     if job.status == JobState.FAILED:
         return job.error or JobState.FAILED.value
-    if job.error:  # e.g. why someone other than the owner stopped it
-        return job.error
+    if job.error or job.message:  # e.g. why someone other than the owner stopped it
+        return job.error or job.message
     if job.resumed_count:
         return f"resumed {job.resumed_count}x after a worker stopped"
     return ""
