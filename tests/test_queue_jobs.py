@@ -6,8 +6,6 @@ SAM2.1 Tiny test model, downloaded once over loopback HTTP into a shared model s
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from queues.dispatch import cancel_job, enqueue_tracking_job
@@ -114,9 +112,12 @@ def test_cancel_while_queued(harness):
     assert "no worker is listening on cpu" in enqueued.warning
     assert cancel_job(harness.settings, harness.store, enqueued.job_id) == "cancelled"
     harness.start_consumer("cpu")
-    time.sleep(3)  # a consumer that ignored the cancel would have claimed the job by now
+    # A job queued after it on the same queue: the consumer (one worker, first in first out) has taken the cancelled
+    # task off the queue before this one runs, so once this one is done the cancelled one was seen and skipped.
+    later = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[1:2], frames=2))
+    assert _wait_status(harness, later.job_id, ("done", "failed")).status == "done"
     job = _job(harness, enqueued.job_id)
-    assert job.status == "cancelled" and job.worker is None
+    assert job.status == "cancelled" and job.worker is None and job.frames_done == 0
     assert harness.store.job_frames_written(job.job_id) == set()
 
 
@@ -174,8 +175,10 @@ def test_job_on_a_queue_without_consumer_waits_with_a_warning(harness):
     harness.start_consumer("cpu")
     enqueued = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="gpu"))
     assert enqueued.warning.startswith("no worker is listening on gpu: the job will wait")
-    time.sleep(2)
-    assert _job(harness, enqueued.job_id).status == "queued"
+    # The cpu consumer runs a cpu job queued after it meanwhile, and leaves the gpu job alone.
+    cpu_job = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[1:2], frames=2))
+    assert _wait_status(harness, cpu_job.job_id, ("done", "failed")).status == "done"
+    assert _job(harness, enqueued.job_id).status == "queued" and _job(harness, enqueued.job_id).worker is None
     harness.start_consumer("gpu")
     job = _wait_status(harness, enqueued.job_id, ("done", "failed"))
     assert job.status == "done", job.error

@@ -53,6 +53,15 @@ def _wait_status(h: QueueHarness, job_id: int, statuses: tuple[str, ...], timeou
                     f"logs: {h.logs()})", 0.2)
 
 
+OLD_STALE_AFTER_S = 10  # the staleness window before it was made to outlast the store's busy timeout
+
+
+def _beats_older_than(h: QueueHarness, queue: str, consumers: int, age_s: float) -> bool:
+    """The queue has `consumers` workers and every one's last heartbeat is more than age_s old."""
+    workers = h.store.list_workers(queue=queue, max_age_s=None)
+    return len(workers) == consumers and all(time.time() - w.heartbeat_at > age_s for w in workers)
+
+
 def test_the_staleness_window_outlasts_any_store_wait():
     assert STALE_AFTER_S > BUSY_TIMEOUT_S
 
@@ -72,9 +81,13 @@ def test_two_consumers_on_one_queue_survive_a_long_store_write(harness):
     # both consumers' heartbeats and batch commits wait behind it.
     blocker = sqlite3.connect(harness.settings.store_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    time.sleep(15)
-    blocker.execute("COMMIT")
-    blocker.close()
+    try:
+        # Held until both consumers' last recorded heartbeats are older than that window (they cannot beat meanwhile).
+        wait_for(lambda: _beats_older_than(harness, "cpu", 2, OLD_STALE_AFTER_S + 1), 60,
+                 f"both consumers' heartbeats to be {OLD_STALE_AFTER_S + 1} s old", 0.5)
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
     for enqueued in jobs:
         job = _wait_status(harness, enqueued.job_id, ("done", "failed", "cancelled"))
         assert job.status == "done", job.error
