@@ -8,9 +8,7 @@ Every setting is an environment variable (SAM2T_*), listed in README.md.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import warnings
 from pathlib import Path
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
@@ -20,7 +18,7 @@ def prepare(settings):
     """Open the store, make sure the default models are listed, clear what imports that died mid-way left, and add the
     sample clips on first start."""
     from queues.catalogue import ensure_default_models
-    from queues.runner import get_store
+    from queues.config import get_store
     from sam2_tracking.library import add_video_if_missing
 
     store = get_store(settings)
@@ -48,17 +46,12 @@ def start_embedded_consumers(settings) -> list:
 
 
 def main() -> int:
-    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store). Set before
-    # the imports below: tqdm reads TQDM_* when it is first imported (gradio's dependencies import it).
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    # sam2 1.1.0 warns on every video state that its optional CUDA extension is missing: harmless (DESIGN.md 3).
-    warnings.filterwarnings("ignore", message="cannot import name '_C'", category=UserWarning)
+    from sam2_tracking.logging_setup import setup_logging
+
+    setup_logging()  # before the imports below: tqdm reads TQDM_* when gradio's dependencies first import it
     from sam2_tracking.settings import load_settings
     from ui.app_ui import build_ui, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One line per request from Gradio's own startup checks and clients is noise in a service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_settings()
     store = prepare(settings)
     consumers = start_embedded_consumers(settings)

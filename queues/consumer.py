@@ -11,30 +11,37 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
-import os
 import sys
-import warnings
 
+from huey import Huey
 from huey.consumer import Consumer
 
 from queues.catalogue import reset_stale_downloads
 from queues.config import backend_label, get_store
 from queues.dispatch import requeue_dead_workers_jobs
-from queues.preview import start_preview_consumer
+from queues.heartbeat import Heartbeat
+from queues.identity import describe_device, register_identity
+from queues.seed_preview import IDLE_POLL_MAX_S, POLL_S, preview_huey
 from queues.tasks import huey_for
-from queues.worker import Heartbeat, describe_device, register_identity
+from sam2_tracking.logging_setup import setup_logging
 from sam2_tracking.settings import Settings, load_settings
 
 # Poll the queue at least every half second: the annotator is waiting for the job to start.
 MAX_POLL_DELAY_S = 0.5
 
 
-class EmbeddedConsumer(Consumer):
-    """A thread-based consumer that leaves signal handling to its host process (Gradio/uvicorn in app.py)."""
+class QueueConsumer(Consumer):
+    """Huey's consumer with thread workers. handle_signals: a standalone consumer stops on SIGINT/SIGTERM as Huey's
+    does; one embedded in app.py, and the preview thread beside every consumer, leave signals to their host process
+    (uvicorn's handlers, or the queue's own consumer)."""
+
+    def __init__(self, huey: Huey, handle_signals: bool = False, **options) -> None:
+        self.handle_signals = handle_signals
+        super().__init__(huey, worker_type="thread", periodic=False, **options)
 
     def _set_signal_handlers(self) -> None:
-        pass
+        if self.handle_signals:
+            super()._set_signal_handlers()
 
 
 def default_device(queue: str) -> str:
@@ -55,15 +62,16 @@ def start_consumer(settings: Settings, queue: str, workers: int = 1, device: str
     identity = register_identity(settings, queue, described, feeder_threads, compile_model)
     store = get_store(settings)  # open (and migrate) the store before the first task needs it
     reset_stale_downloads(settings, store)  # a killed consumer's download would show "downloading" forever
-    consumer_class = EmbeddedConsumer if embedded else Consumer
-    consumer = consumer_class(huey, workers=workers, worker_type="thread", max_delay=MAX_POLL_DELAY_S,
-                              periodic=False, check_worker_health=True)
+    consumer = QueueConsumer(huey, handle_signals=not embedded, workers=workers, max_delay=MAX_POLL_DELAY_S,
+                             check_worker_health=True)
     heartbeat = Heartbeat(store, [identity], functools.partial(requeue_dead_workers_jobs, settings, store),
                           model_dir=settings.model_dir)
     heartbeat.beat_once()
     heartbeat.start()
     # Seed previews have their own small queue and thread here, sharing the model, never behind a job.
-    start_preview_consumer(settings, queue)
+    preview_consumer = QueueConsumer(preview_huey(settings, queue)[0], workers=1, initial_delay=POLL_S, backoff=1.1,
+                                     max_delay=IDLE_POLL_MAX_S, check_worker_health=False)
+    preview_consumer.start()
     return consumer, heartbeat, identity
 
 
@@ -81,13 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.feeder_threads is not None and args.feeder_threads < 1:
         parser.error(f"--feeder-threads must be at least 1, got {args.feeder_threads}")
-    # SAM2 draws a tqdm bar per batch; in a service log that is noise (job progress lives in the store).
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    # sam2 1.1.0 warns on every video state that its optional CUDA extension is missing: harmless (DESIGN.md 3).
-    warnings.filterwarnings("ignore", message="cannot import name '_C'", category=UserWarning)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One INFO line per request when a job fetches its model (as app.py does): noise in a service log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    setup_logging()
     settings = load_settings()
     if args.queue not in settings.queue_names:
         parser.error(f"unknown queue {args.queue!r}; SAM2T_QUEUES lists {', '.join(settings.queue_names)}")

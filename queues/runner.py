@@ -15,7 +15,7 @@ import numpy as np
 
 # get_store is also imported from here by app.py and tests written before config.py held it.
 from queues.config import STALE_AFTER_S, get_store
-from queues.worker import WorkerIdentity, model_device
+from queues.identity import WorkerIdentity, model_device
 from sam2_tracking.jobs.plan import job_frames, notification_frames
 from sam2_tracking.jobs.seeds import seeds_from_json
 from sam2_tracking.settings import Settings

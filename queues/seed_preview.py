@@ -8,7 +8,8 @@ this queue only), bounded by a timeout; a request nobody waits for any more expi
 
 UI side: request_preview() validates everything against the store first (dataset, frame, prompt inside the frame,
 model ready, a live worker on the queue) and raises PreviewError with a message for the person; nothing is saved
-either way. Consumer side: start_preview_consumer() is called by queues.consumer.start_consumer().
+either way. Consumer side: serve_preview() is the task; queues.consumer.start_consumer() serves the preview queue
+from a thread of its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import TaskWrapper
-from huey.consumer import Consumer
 
 from queues.config import STALE_AFTER_S, get_store
 from sam2_tracking.engine.remote_video import VideoFetchError, local_video_path
@@ -233,13 +233,12 @@ class _Worker:
 
 
 _workers: dict[str, _Worker] = {}
-_consumers: list[Consumer] = []
 
 
 def serve_preview(payload: dict) -> dict:
     """The preview task, run by a consumer's preview thread: {"error": message} or the answer for the page."""
+    from queues.identity import identity_for, model_device, served_settings
     from queues.job_model import model_here_or_fetching
-    from queues.worker import identity_for, model_device, served_settings
     from sam2_tracking.engine.masks import mask_to_rle
     from sam2_tracking.engine.video import VideoError
     from sam2_tracking.jobs.seeds import seed_from_json
@@ -287,25 +286,3 @@ def serve_preview(payload: dict) -> dict:
         "box": result.box.as_list() if result.present and result.box is not None else None,
         "encoded": preview.encoded, "compute_ms": round(preview.compute_ms, 2),
     }
-
-
-class _PreviewConsumer(Consumer):
-    """A thread consumer that leaves signals to its host process (the queue's own consumer or app.py)."""
-
-    def _set_signal_handlers(self) -> None:
-        pass
-
-
-def start_preview_consumer(settings: Settings, queue: str) -> Consumer:
-    """Serve `queue`'s preview queue from one thread of this process, now; stopped by stop_preview_consumers()."""
-    huey, _task = preview_huey(settings, queue)
-    consumer = _PreviewConsumer(huey, workers=1, worker_type="thread", periodic=False, initial_delay=POLL_S,
-                                backoff=1.1, max_delay=IDLE_POLL_MAX_S, check_worker_health=False)
-    consumer.start()
-    _consumers.append(consumer)
-    return consumer
-
-
-def stop_preview_consumers() -> None:
-    while _consumers:
-        _consumers.pop().stop()

@@ -3,7 +3,7 @@ sam2_tracking.models.catalogue.
 
 Queue names come from the settings, so there is no module-level Huey instance to decorate; huey_for() registers
 these same functions on each queue's instance (their registry names stay queues.tasks.<name>). A task runs in a
-consumer process and finds that consumer's settings and identity in queues.worker, so one set of tasks serves the
+consumer process and finds that consumer's settings and identity in queues.identity, so one set of tasks serves the
 CPU and GPU consumers alike.
 """
 
@@ -18,7 +18,7 @@ from huey.api import TaskWrapper
 
 from queues.config import get_huey, get_store
 from queues.runner import run_tracking_job
-from queues.worker import identity_for, served_settings
+from queues.identity import identity_for, served_settings
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -228,7 +228,7 @@ def test_consumer_health_check_answers_from_this_hosts_heartbeat(tmp_path):
     assert first.returncode == 1 and "no consumer on" in first.stderr
     from queues.config import get_store
 
-    # The heartbeat a consumer in this container writes (queues.worker.Heartbeat.beat_once), on this host.
+    # The heartbeat a consumer in this container writes (queues.heartbeat.Heartbeat.beat_once), on this host.
     worker_id = f"{socket.gethostname()}:{os.getpid()}:cpu:test"
     get_store(settings).record_heartbeat(worker_id, "cpu", socket.gethostname(), os.getpid(), "cpu", None)
     healthy = check("cpu")

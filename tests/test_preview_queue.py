@@ -1,6 +1,6 @@
 """Seed previews through real consumer processes (`python -m queues.consumer`), on SQLite and on a real redis-server.
 
-The page's side (queues.preview.request_preview) runs in the test process, the model in the consumer, as in the app.
+The page's side (queues.seed_preview.request_preview) runs in the test process, the model in the consumer, as in the app.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from queues.dispatch import enqueue_tracking_job
-from queues.preview import PreviewError, preview_huey, request_preview
+from queues.seed_preview import PreviewError, preview_huey, request_preview
 from sam2_tracking.store import CreateTrack, UpsertKeyframe
 from sam2_tracking.testing.db_snapshot import snapshot
 from sam2_tracking.testing.queue_harness import TEST_MODEL_NAME, QueueHarness
@@ -49,7 +49,7 @@ def harness(tmp_path, model_dir):
 
 
 def _forget() -> None:
-    from queues import preview
+    from queues import seed_preview as preview
     from queues.config import forget_instances
 
     forget_instances()

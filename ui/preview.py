@@ -2,7 +2,7 @@
 
 web/static/preview.js listens to the viewer's "pending" events (box drags, +/- clicks), posts the active track's
 unsaved box and clicks on the current frame to POST /viewer/preview/{dataset_id}, and draws the answer as the
-viewer's pending mask. The route hands the request to queues.preview (a consumer of the chosen queue computes it
+viewer's pending mask. The route hands the request to queues.seed_preview (a consumer of the chosen queue computes it
 with the same SAM2 calls a job's seed goes through) and answers with the mask as COCO RLE counts, or a message.
 "Accept" saves the seed like any edit (its box and clicks become the keyframe); "Clear" drops it. Nothing is saved
 by a preview.
@@ -50,7 +50,7 @@ def mount_preview_route(router, settings, store) -> None:
     "model": str, "queue": str}. Answer: {"present", "score", "counts" (COCO RLE at video size, or null), "box",
     "encoded", "compute_ms", "wait_ms"}; a request that cannot be served gets 400 {"error": message}.
     """
-    from queues.preview import PreviewError, request_preview
+    from queues.seed_preview import PreviewError, request_preview
     from ui.admin import admin_state
     from web.routes import require_login
 
