@@ -165,8 +165,13 @@ def test_saving_a_forged_viewer_value_is_refused_and_changes_nothing(secured_app
                     {"2": {str(track_id): {"box": [1, 1, "x", 50], "clicks": []}}},
                     {"2": {"424242": {"box": [1, 1, 50, 50], "clicks": []}}},
                     {"2": {str(track_id): {"box": None, "clicks": [[1, 2, True]] * 1000}}}):
-        with pytest.raises(Exception, match="Not saved|no longer exists"):
+        with pytest.raises(Exception, match="Not saved|no longer exists|viewer state the server cannot use"):
             annotator.predict({**viewer, "pending": pending}, api_name="/save")
+    # A value that is not the viewer's shape at all is refused with a message too (not a server error).
+    for forged, words in [("nonsense", "must be a JSON object"), ({**viewer, "selected": "all"}, "must be a list"),
+                          ({**viewer, "frame_idx": -1}, "frame must be 0 or more")]:
+        with pytest.raises(Exception, match=words):
+            annotator.predict(forged, api_name="/save")
     assert store.get_revision(dataset.dataset_id) == revision
 
 

@@ -1,10 +1,11 @@
 """Lays out the Annotate tab and wires its components to AnnotateHandlers.
 
-Handlers take their inputs as a dict keyed by component (Gradio's set-of-inputs form) and return a dict of the
-outputs they change, so adding a component never shifts another handler's positional arguments. The viewer's value
-is read here, once per event (vw.read_value: a bad one is refused with a message), and sent back as JSON.
 The named events (api_name) are the app's scripting API, documented in README.md's API section and checked by
-tests/test_api_docs.py: keep their names and parameters.
+tests/test_api_docs.py: their handlers take the inputs as named positional parameters (Gradio publishes those names,
+in the inputs list's order), so keep names, order and outputs as they are and add new inputs at the end. The timer
+and the page load are not part of the API and take a dict keyed by component (Gradio's set-of-inputs form). Every
+handler returns a dict of the outputs it changes. The viewer's value is read once per event (vw.read_value: a bad
+one is refused with a message) and sent back as JSON.
 """
 
 from __future__ import annotations
@@ -109,111 +110,108 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
     def shown(value, message=""):
         return {viewer: value.to_json(), status: h.status_text(value, message)}
 
-    def sent(inputs):
-        return vw.read_value(inputs[viewer])
+    # The named events below are the scripting API: each takes its inputs as named positional parameters, in the
+    # order of the inputs list (the order README.md documents; gr.State inputs are the session's and not sent).
 
-    def on_open(inputs):
-        return shown(h.open_dataset(sent(inputs), inputs[dataset_choice]))
+    def on_open(dataset_id, viewer_value):
+        return shown(h.open_dataset(vw.read_value(viewer_value), dataset_id))
 
-    dataset_choice.input(on_open, {viewer, dataset_choice}, [viewer, status], api_name="open_dataset")
+    dataset_choice.input(on_open, [dataset_choice, viewer], [viewer, status], api_name="open_dataset")
 
-    def on_upload(inputs):
+    def on_upload(video, viewer_value):
         try:
-            dataset_id = h.upload_video(inputs[upload])
+            dataset_id = h.upload_video(video)
         except gr.Error as exc:
             # A refused file: say why, clear the upload box, and leave the open video as it was.
             return {status: f"**Not added:** {exc.message}", upload: None}
-        value = h.open_dataset(sent(inputs), dataset_id)
+        value = h.open_dataset(vw.read_value(viewer_value), dataset_id)
         return {**shown(value, "Video added."), upload: None,
                 dataset_choice: gr.update(choices=h.dataset_choices(), value=dataset_id)}
 
     # Probing an upload reads the whole file; with Gradio's default of one run per event, one slow upload would
     # make every other user's upload wait behind it.
-    upload.upload(on_upload, {viewer, upload}, [viewer, status, upload, dataset_choice], api_name="upload_video",
+    upload.upload(on_upload, [upload, viewer], [viewer, status, upload, dataset_choice], api_name="upload_video",
                   concurrency_limit=settings.upload_concurrency, concurrency_id="file_uploads")
 
-    def on_new_track(inputs):
-        return shown(*h.create_track(sent(inputs), inputs[new_label]))
+    def on_new_track(viewer_value, label):
+        return shown(*h.create_track(vw.read_value(viewer_value), label))
 
-    new_track_button.click(on_new_track, {viewer, new_label}, [viewer, status], api_name="create_track")
+    new_track_button.click(on_new_track, [viewer, new_label], [viewer, status], api_name="create_track")
 
-    def on_rename(inputs):
-        return shown(*h.rename_track(sent(inputs), inputs[new_label]))
+    def on_rename(viewer_value, label):
+        return shown(*h.rename_track(vw.read_value(viewer_value), label))
 
-    rename_button.click(on_rename, {viewer, new_label}, [viewer, status], api_name="rename_track")
+    rename_button.click(on_rename, [viewer, new_label], [viewer, status], api_name="rename_track")
 
-    def on_delete(inputs):
-        value, token, message = h.delete_tracks(sent(inputs))
+    def on_delete(viewer_value):
+        value, token, message = h.delete_tracks(vw.read_value(viewer_value))
         return {**shown(value, message), deleted_token: token}
 
-    delete_button.click(on_delete, {viewer}, [viewer, status, deleted_token], api_name="delete_tracks")
+    delete_button.click(on_delete, [viewer], [viewer, status, deleted_token], api_name="delete_tracks")
 
-    def on_undo_delete(inputs):
-        return {**shown(*h.undo_delete(sent(inputs), inputs[deleted_token])), deleted_token: None}
+    def on_undo_delete(viewer_value, token):
+        return {**shown(*h.undo_delete(vw.read_value(viewer_value), token)), deleted_token: None}
 
-    undo_delete_button.click(on_undo_delete, {viewer, deleted_token}, [viewer, status, deleted_token],
+    undo_delete_button.click(on_undo_delete, [viewer, deleted_token], [viewer, status, deleted_token],
                              api_name="undo_delete")
 
-    def on_save(inputs):
-        return shown(*h.save(sent(inputs)))
+    def on_save(viewer_value):
+        return shown(*h.save(vw.read_value(viewer_value)))
 
-    save_button.click(on_save, {viewer}, [viewer, status], api_name="save")
+    save_button.click(on_save, [viewer], [viewer, status], api_name="save")
 
-    def on_discard(inputs):
-        return shown(*h.discard(sent(inputs)))
+    def on_discard(viewer_value):
+        return shown(*h.discard(vw.read_value(viewer_value)))
 
-    discard_button.click(on_discard, {viewer}, [viewer, status], api_name="discard")
+    discard_button.click(on_discard, [viewer], [viewer, status], api_name="discard")
 
-    def on_track(inputs, request: gr.Request):
+    def on_track(viewer_value, model, queue, frames, direction, batch_size, notify_percent, request: gr.Request):
         value, new_job, message = h.start_tracking(
-            sent(inputs), model=inputs[model_choice], queue=inputs[queue_choice],
-            num_frames=inputs[frames_number], direction=inputs[direction_choice],
-            batch_size=inputs[batch_choice], notify_percent=inputs[notify_slider],
-            owner=h.caller(request).user)
+            vw.read_value(viewer_value), model=model, queue=queue, num_frames=frames, direction=direction,
+            batch_size=batch_size, notify_percent=notify_percent, owner=h.caller(request).user)
         return {**shown(value, message), job_id: new_job, job_shown: None, job_text: message,
                 job_bar: progress_html(0.0), follow_number: new_job}
 
-    track_button.click(on_track, {viewer, model_choice, queue_choice, frames_number, direction_choice, batch_choice,
-                                  notify_slider},
-                       [viewer, status, job_id, job_shown, job_text, job_bar, follow_number], api_name="track")
+    track_button.click(on_track, [viewer, model_choice, queue_choice, frames_number, direction_choice, batch_choice,
+                                  notify_slider],
+                       [viewer, status, job_text, job_bar, follow_number, job_id, job_shown], api_name="track")
 
-    def on_follow(inputs, request: gr.Request):
-        wanted = inputs[follow_number]
-        if wanted is None:
+    def on_follow(job_number, request: gr.Request):
+        if job_number is None:
             raise user_error("Type the number of the job to follow.")
-        panel, view = h.job_view(h.caller(request), wanted)  # checks owner-or-admin
+        panel, view = h.job_view(h.caller(request), job_number)  # checks owner-or-admin
         return {job_id: view.job_id, job_shown: None, job_text: panel.text, job_bar: progress_html(panel.fraction)}
 
-    follow_button.click(on_follow, {follow_number}, [job_id, job_shown, job_text, job_bar], api_name="follow_job")
+    follow_button.click(on_follow, [follow_number], [job_text, job_bar, job_id, job_shown], api_name="follow_job")
 
-    def on_cancel(inputs, request: gr.Request):
-        return {job_text: h.cancel(h.caller(request), inputs[job_id])}
+    def on_cancel(followed, request: gr.Request):
+        return {job_text: h.cancel(h.caller(request), followed)}
 
-    cancel_button.click(on_cancel, {job_id}, [job_text], api_name="cancel_job")
+    cancel_button.click(on_cancel, [job_id], [job_text], api_name="cancel_job")
 
-    def on_undo_job(inputs, request: gr.Request):
-        return shown(*h.undo_job(sent(inputs), h.caller(request), inputs[job_id]))
+    def on_undo_job(viewer_value, followed, request: gr.Request):
+        return shown(*h.undo_job(vw.read_value(viewer_value), h.caller(request), followed))
 
-    undo_button.click(on_undo_job, {viewer, job_id}, [viewer, status], api_name="undo_job")
+    undo_button.click(on_undo_job, [viewer, job_id], [viewer, status], api_name="undo_job")
 
-    def on_export(inputs, request: gr.Request):
+    def on_export(viewer_value, file_format, request: gr.Request):
         # Exports are kept per user (and pruned per user): the login name, None without logins.
-        return {export_file: annotation_files.export_dataset(settings, store, sent(inputs).dataset_id,
-                                                             inputs[export_format],
+        return {export_file: annotation_files.export_dataset(settings, store, vw.read_value(viewer_value).dataset_id,
+                                                             file_format,
                                                              getattr(request, "username", None))}
 
-    export_button.click(on_export, {viewer, export_format}, [export_file], api_name="export")
+    export_button.click(on_export, [viewer, export_format], [export_file], api_name="export")
 
-    def on_import(inputs):
-        value = sent(inputs)
+    def on_import(viewer_value, annotations_file, file_format, replace_tracks):
+        value = vw.read_value(viewer_value)
         if value.has_unsaved:
             raise user_error("Save or discard your edits before importing.")
         _revision, message = annotation_files.import_file(store, value.dataset_id, value.base_revision,
-                                                          inputs[import_upload], inputs[import_format],
-                                                          inputs[import_replace], settings=settings)
+                                                          annotations_file, file_format,
+                                                          replace_tracks, settings=settings)
         return shown(h.refresh(value), message)
 
-    import_button.click(on_import, {viewer, import_upload, import_format, import_replace}, [viewer, status],
+    import_button.click(on_import, [viewer, import_upload, import_format, import_replace], [viewer, status],
                         api_name="import_annotations", concurrency_limit=settings.upload_concurrency,
                         concurrency_id="file_uploads")
 
@@ -240,7 +238,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
     def on_load(inputs, request: gr.Request):
         # Open the first video (the sample clip on a fresh install) so a new user sees a frame at once.
         choices = h.dataset_choices()
-        value = sent(inputs)
+        value = vw.read_value(inputs[viewer])
         if value.dataset is None and choices:
             value = h.open_dataset(value, choices[0][1])
         models = h.model_choices()

@@ -61,7 +61,7 @@ def import_file(store, dataset_id: int | None, base_revision: int, file_path: st
 
     The file is read against the open video's size (every size it declares is checked before a mask is decoded)
     and the import limits in settings; what it holds that the app cannot keep is listed in the message."""
-    from sam2_tracking.formats.model import FormatError
+    from sam2_tracking.formats import FormatError
     from sam2_tracking.store import RevisionConflict, StoreError
 
     if dataset_id is None:
