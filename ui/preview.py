@@ -1,6 +1,6 @@
 """The instant SAM2 preview on the seed frame: a small panel under the frame viewer and its data route.
 
-web/static/preview.js listens to the viewer's "pending" events (box drags, +/- clicks), posts the active track's
+web/static/preview/ listens to the viewer's "pending" events (box drags, +/- clicks), posts the active track's
 unsaved box and clicks on the current frame to POST /viewer/preview/{dataset_id}, and draws the answer as the
 viewer's pending mask. The route hands the request to queues.seed_preview (a consumer of the chosen queue computes it
 with the same SAM2 calls a job's seed goes through) and answers with the mask as COCO RLE counts, or a message.
@@ -18,7 +18,9 @@ import gradio as gr
 from fastapi import Body, Request
 from fastapi.responses import JSONResponse
 
-PREVIEW_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "preview.js"
+from web.js_modules import on_load_script
+
+PREVIEW_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "preview" / "main.js"  # entry ES module
 
 TEMPLATE = """
 <div class="pv-root">
@@ -39,7 +41,7 @@ CSS = """
 
 
 def build_preview_panel(elem_id: str = "seed-preview") -> gr.HTML:
-    return gr.HTML(value={}, html_template=TEMPLATE, css_template=CSS, js_on_load=PREVIEW_JS.read_text(),
+    return gr.HTML(value={}, html_template=TEMPLATE, css_template=CSS, js_on_load=on_load_script(PREVIEW_JS),
                    elem_id=elem_id, container=False, apply_default_css=False)
 
 

@@ -1,6 +1,6 @@
 """The browser frame viewer as a gr.HTML component, and the value it shares with Python.
 
-The drawing, keyboard and mouse handling live in web/static/viewer.js (its header documents the value and the event
+The drawing, keyboard and mouse handling live in web/static/viewer/ (main.js's header documents the value and the event
 interface other code can hook into). Python only builds the value: which video, which tracks, and commands
 (`seek`, `reset_pending`); the viewer writes back the frame, the active and selected tracks, and the unsaved seeds.
 That value is a ViewerValue (ui/viewer_value.py): read_value() checks what the page sent, handlers answer to_json().
@@ -19,8 +19,9 @@ from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click
 from ui.errors import user_error
 from ui.viewer_value import DatasetInfo, TrackInfo, ViewerValue, ViewerValueError, fit_text
+from web.js_modules import on_load_script
 
-VIEWER_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "viewer.js"
+VIEWER_JS = Path(__file__).resolve().parents[1] / "web" / "static" / "viewer" / "main.js"  # entry ES module
 
 TEMPLATE = """
 <div class="sv-root" tabindex="0">
@@ -71,7 +72,7 @@ def empty_value() -> dict:
 
 
 def build_viewer(elem_id: str = "frame-viewer") -> gr.HTML:
-    return gr.HTML(value=empty_value(), html_template=TEMPLATE, css_template=CSS, js_on_load=VIEWER_JS.read_text(),
+    return gr.HTML(value=empty_value(), html_template=TEMPLATE, css_template=CSS, js_on_load=on_load_script(VIEWER_JS),
                    elem_id=elem_id, container=False, apply_default_css=False)
 
 

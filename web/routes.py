@@ -1,4 +1,4 @@
-"""Data routes for the browser frame viewer (web/static/viewer.js), mounted on Gradio's own FastAPI app.
+"""Data routes for the browser frame viewer (web/static/viewer/), mounted on Gradio's own FastAPI app.
 
 The viewer draws everything itself; the server only hands out data:
   GET /viewer/frame/{dataset_id}/{frame_idx}.jpg        one frame as JPEG (cached, encoded once)
