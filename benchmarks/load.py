@@ -85,7 +85,7 @@ def prepare(work: Path, clients: int, jobs_per_client: int, frames: int, import_
     from benchmarks._common import model_dir
     from benchmarks.job import write_clip
     from queues.config import get_store
-    from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
+    from sam2_tracking.annotation_set import AnnotationSet, Feature, TrackData
     from sam2_tracking.formats.dive import write_dive_json
     from sam2_tracking.library import add_video
     from sam2_tracking.models.catalogue import custom_model_entry, download_model

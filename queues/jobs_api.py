@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from queues import dispatch
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import FINISHED_JOB_STATES
 from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
 
 ANONYMOUS = "anonymous"
@@ -76,11 +77,7 @@ class JobView:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("done", "failed", "cancelled")
-
-    @property
-    def can_undo(self) -> bool:
-        return self.finished and not self.undone
+        return self.status in FINISHED_JOB_STATES
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from sam2_tracking.formats.model import FormatError
+    from sam2_tracking.formats import FormatError
     from sam2_tracking.store.records import StoreError
     from sam2_tracking.types import SeedError
 
@@ -244,7 +244,7 @@ def run_convert(args: argparse.Namespace) -> Path:
     from dataclasses import replace
 
     from sam2_tracking.formats.files import export_notes, image_names, load_annotations, write_annotations
-    from sam2_tracking.formats.model import FormatError
+    from sam2_tracking.formats import FormatError
 
     if args.video is None:
         annotations = load_annotations(args.input, args.from_format, limits=import_limits())

@@ -278,7 +278,7 @@ def test_viame_holes_parts_and_import(store, filled, tmp_path):
 
 
 def test_zero_annotations_are_reported(tmp_path):
-    from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
+    from sam2_tracking.annotation_set import AnnotationSet, Feature, TrackData
     from sam2_tracking.formats.files import export_notes
 
     only_box = AnnotationSet((TrackData(1, (("fish", 1.0),), (Feature(1, 0, box=Box(1, 1, 5, 5)),)),), W, H, 3)

@@ -179,7 +179,7 @@ def test_a_queued_job_no_longer_blocks_removing_its_model(harness):
 
 
 def test_an_import_with_replace_waits_for_the_jobs_on_that_video(harness):
-    from sam2_tracking.annotations import AnnotationSet
+    from sam2_tracking.annotation_set import AnnotationSet
 
     dataset, tracks = harness.add_sample()
     job_id = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="gpu"),

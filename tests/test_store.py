@@ -8,7 +8,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from sam2_tracking.annotations import AnnotationSet, Feature, TrackData
+from sam2_tracking.annotation_set import AnnotationSet, Feature, TrackData
 from sam2_tracking.states import JobState, Lease
 from sam2_tracking.store import (
     SCHEMA_VERSION,

@@ -24,14 +24,11 @@ from pathlib import Path
 
 from pycocotools import mask as mask_utils
 
-from sam2_tracking.annotations import Feature
+from sam2_tracking.annotation_set import AnnotationSet, Feature, FormatError, TrackData
 from sam2_tracking.engine.masks import check_rle, mask_to_rle, rle_area, rle_to_box, rle_to_mask
 from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
-from sam2_tracking.formats.model import (
-    AnnotationSet,
+from sam2_tracking.formats.parsing import (
     Dropped,
-    FormatError,
-    TrackData,
     check_dict,
     check_list,
     check_number,

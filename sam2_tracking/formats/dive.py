@@ -21,13 +21,10 @@ import math
 import os
 from pathlib import Path
 
-from sam2_tracking.annotations import Feature
+from sam2_tracking.annotation_set import AnnotationSet, Feature, FormatError, TrackData
 from sam2_tracking.engine.masks import rle_to_box
-from sam2_tracking.formats.model import (
-    AnnotationSet,
+from sam2_tracking.formats.parsing import (
     Dropped,
-    FormatError,
-    TrackData,
     check_dict,
     check_list,
     check_number,

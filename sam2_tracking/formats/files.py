@@ -9,8 +9,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from sam2_tracking.annotation_set import AnnotationSet, FormatError
 from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits, check_import
-from sam2_tracking.formats.model import AnnotationSet, FormatError, json_error_text
+from sam2_tracking.formats.parsing import json_error_text
 
 EXPORT_FORMATS = ("coco", "dive", "maskzip", "viame", "mp4")
 IMPORT_FORMATS = ("coco", "dive", "maskzip", "viame")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from sam2_tracking.formats.model import AnnotationSet, FormatError
+from sam2_tracking.annotation_set import AnnotationSet, FormatError
 
 # A box may reach this many frame widths/heights past the frame (a drawn box partly outside is fine; 1e308 is not).
 BOX_REACH = 4

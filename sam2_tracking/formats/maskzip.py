@@ -18,19 +18,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from sam2_tracking.annotations import Feature
+from sam2_tracking.annotation_set import AnnotationSet, Feature, FormatError, TrackData
 from sam2_tracking.engine.masks import check_rle, mask_to_rle, rle_to_box, rle_to_mask
 from sam2_tracking.formats.dive import annotations_to_dive, dive_to_annotations
 from sam2_tracking.formats.limits import DEFAULT_LIMITS, ImportLimits, check_frame_size
-from sam2_tracking.formats.model import (
-    AnnotationSet,
-    Dropped,
-    FormatError,
-    TrackData,
-    check_dict,
-    json_error_text,
-    parse_int_key,
-)
+from sam2_tracking.formats.parsing import Dropped, check_dict, json_error_text, parse_int_key
 
 PREFIX = "masks/"
 RLE_NAME = "masks/RLE_MASKS.json"

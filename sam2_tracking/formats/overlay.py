@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from sam2_tracking.annotations import Feature
+from sam2_tracking.annotation_set import AnnotationSet, Feature
 from sam2_tracking.engine.masks import draw_overlay, rle_to_mask, track_colour
-from sam2_tracking.formats.model import AnnotationSet
 
 
 def features_by_frame(annotations: AnnotationSet) -> dict[int, list[tuple[str, Feature]]]:

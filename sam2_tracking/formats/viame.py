@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_tracking.annotation_set import AnnotationSet, Feature, FormatError, TrackData
 from sam2_tracking.engine.masks import mask_to_box, mask_to_rle
-from sam2_tracking.formats.model import AnnotationSet, Dropped, FormatError, TrackData, parse_int_key
+from sam2_tracking.formats.parsing import Dropped, parse_int_key
 
 HEADER = [
     "# 1: Detection or Track-id", "2: Video or Image Identifier", "3: Unique Frame Identifier",
@@ -176,7 +177,6 @@ def viame_csv_to_annotations(text: str, frame_size: tuple[int, int] | None = Non
     """Read VIAME CSV: boxes, labels and confidences, attributes, fps, and masks from the (poly)/(hole) columns
     when the frame size is known (filled with their outlines, which gives back the mask the writer traced).
     Polygons without a frame size and keypoints are reported, not kept."""
-    from sam2_tracking.annotations import Feature
     from sam2_tracking.formats.dive import box_from_bounds
 
     dropped = Dropped()

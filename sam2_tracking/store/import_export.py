@@ -6,7 +6,7 @@ import json
 import time
 from dataclasses import replace
 
-from sam2_tracking.annotations import AnnotationSet, TrackData
+from sam2_tracking.annotation_set import AnnotationSet, TrackData
 from sam2_tracking.store.core import dataset_row
 from sam2_tracking.store.job_results import refuse_replace_during_jobs
 from sam2_tracking.store.records import EditError, RevisionConflict

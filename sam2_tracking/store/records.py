@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from sam2_tracking.annotations import Feature  # noqa: F401 (the store's feature record lives in the domain types)
+from sam2_tracking.annotation_set import Feature  # noqa: F401 (the store's feature record lives in the domain types)
 from sam2_tracking.states import JobState, ModelState, SourceKind
 from sam2_tracking.types import Box, Click, Direction, JobSpec
 

@@ -1,4 +1,5 @@
-"""Annotation data shared by the store and the file formats: Feature, TrackData, AnnotationSet, FormatError.
+"""The annotations of one video as one value, shared by the store and the file formats: AnnotationSet (all tracks),
+TrackData (one track), Feature (a track on one frame), and FormatError for data that does not fit them.
 
 The store hands these out and accepts them; formats/ converts them to and from files. Neither imports the other:
 both import this module (DESIGN.md section 2, one-way imports).
@@ -11,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 
-from sam2_tracking.engine.masks import mask_to_rle, rle_to_mask
+from sam2_tracking.engine.masks import rle_to_mask
 from sam2_tracking.types import Box, Click
 
 
@@ -40,12 +41,6 @@ class Feature:
     clicks: tuple[Click, ...] = ()
     attributes: dict = field(default_factory=dict)
     job_id: int | None = None
-
-    @classmethod
-    def from_mask(cls, track_id: int, frame_idx: int, mask: np.ndarray | None, **kwargs) -> Feature:
-        """Build a feature from a bool mask (encoded to RLE once, here)."""
-        rle = None if mask is None else mask_to_rle(np.asarray(mask, dtype=bool))
-        return cls(track_id=track_id, frame_idx=frame_idx, rle=rle, **kwargs)
 
     @cached_property
     def mask(self) -> np.ndarray | None:
@@ -123,6 +118,3 @@ class AnnotationSet:
                 if feature.rle is not None:
                     return int(feature.rle["size"][0]), int(feature.rle["size"][1])
         return None
-
-    def feature_count(self) -> int:
-        return sum(len(track.present_features) for track in self.tracks)

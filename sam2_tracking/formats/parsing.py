@@ -1,8 +1,7 @@
-"""Validation helpers shared by the readers, and the data type every format converts to and from.
+"""What the readers share: JSON reading, checks of numbers, ids, objects and lists that name the field at fault
+(FormatError), the report of what a reader dropped, and the plain JSON numbers the writers write.
 
-AnnotationSet / TrackData / Feature live in the domain module sam2_tracking.annotations (the store uses the same
-records, masks as COCO RLE), so exporting never decodes a mask a format can carry as RLE and importing hands the
-store exactly what it will save. They are re-exported here for the readers' convenience.
+The data every format converts to and from is sam2_tracking.annotation_set (AnnotationSet, TrackData, Feature).
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import json
 import math
 import os
 
-from sam2_tracking.annotations import AnnotationSet, Feature, FormatError, TrackData
-
-__all__ = ["AnnotationSet", "Feature", "FormatError", "TrackData"]
+from sam2_tracking.annotation_set import FormatError
 
 
 def read_json(path: str | os.PathLike):
