@@ -149,7 +149,7 @@ def test_only_the_owner_or_the_admin_acts_on_a_job(harness):
     # The admin cancels someone else's queued job (say its owner left), and the owner reads who did it.
     view = jobs_api.cancel_job_by_id(harness.settings, harness.store, ADMIN, theirs)
     assert view.status == "cancelled" and view.message == "cancelled by admin"
-    with pytest.raises(jobs_api.JobAccessError):
+    with pytest.raises(jobs_api.JobAccessError, match="only the admin sees model downloads"):
         jobs_api.list_downloads(harness.store, ALICE)
     assert jobs_api.list_downloads(harness.store, ADMIN) == []
 
@@ -157,8 +157,9 @@ def test_only_the_owner_or_the_admin_acts_on_a_job(harness):
 def test_a_job_from_before_owners_answers_to_the_admin_only(harness):
     dataset, tracks = harness.add_sample()
     legacy = enqueue_tracking_job(harness.settings, harness.store, _spec(dataset, tracks[:1], queue="gpu")).job_id
-    with pytest.raises(jobs_api.JobAccessError):
+    with pytest.raises(jobs_api.JobAccessError, match="only its owner or the admin"):
         jobs_api.cancel_job_by_id(harness.settings, harness.store, jobs_api.Caller("anonymous", False), legacy)
+    assert harness.store.get_job(legacy).status == "queued", "the refused cancel changed nothing"
     assert jobs_api.cancel_job_by_id(harness.settings, harness.store, ADMIN, legacy).status == "cancelled"
 
 
@@ -193,7 +194,11 @@ def test_an_import_with_replace_waits_for_the_jobs_on_that_video(harness):
     harness.store.import_annotations(dataset.dataset_id, AnnotationSet((), dataset.width, dataset.height,
                                                                        dataset.frame_count, dataset.fps, "x"))
     jobs_api.cancel_job_by_id(harness.settings, harness.store, ALICE, job_id)
+    harness.store.create_track(dataset.dataset_id, "added after the export")
     harness.store.import_annotations(dataset.dataset_id, annotations, replace_existing=True)
+    # Replaced: the exported tracks only, the one added since gone.
+    after = harness.store.list_tracks(dataset.dataset_id)
+    assert [(t.label, t.begin, t.end) for t in after] == [(t.label, t.begin, t.end) for t in before]
 
 
 @pytest.mark.slow
