@@ -215,6 +215,19 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
                         api_name="import_annotations", concurrency_limit=settings.upload_concurrency,
                         concurrency_id="file_uploads")
 
+    def list_videos() -> list[dict]:
+        """The videos to open: id (for open_dataset), name, frame_count, width, height, fps."""
+        return [{"id": d.dataset_id, "name": d.name, "frame_count": d.frame_count, "width": d.width,
+                 "height": d.height, "fps": d.fps} for d in store.list_datasets()]
+
+    def list_models() -> list[str]:
+        """The models a job can use now (downloaded by the admin), for track's `model`."""
+        return h.model_choices()
+
+    # API only (no component): what a script needs to open a video and start a job.
+    gr.api(list_videos, api_name="list_videos")
+    gr.api(list_models, api_name="list_models")
+
     def poll(inputs, request: gr.Request):
         # The page's own value is only compared and reloaded here: a bad one is refused like any other event's.
         update = poll_job_panel(store, shared, h.caller(request), inputs[job_id], inputs[job_shown],
