@@ -16,7 +16,7 @@ from sam2_tracking.formats import load_annotations, write_annotations
 from sam2_tracking.formats.coco import annotations_to_coco
 from sam2_tracking.formats.dive import annotations_to_dive, dive_to_annotations
 from sam2_tracking.formats.maskzip import load_mask_zip, write_mask_zip
-from sam2_tracking.formats.viame import mask_outer_contour
+from sam2_tracking.formats.viame import mask_polygons
 from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click, FrameMask, JobSpec
 
@@ -168,10 +168,10 @@ def test_viame_csv_rows_and_contours(store, filled, tmp_path):
 def test_contour_of_simple_shapes():
     square = np.zeros((10, 12), bool)
     square[2:6, 3:9] = True
-    assert mask_outer_contour(square) == [(3, 2), (8, 2), (8, 5), (3, 5)]
-    square[8, 0] = True  # a smaller second part is ignored
-    assert mask_outer_contour(square) == [(3, 2), (8, 2), (8, 5), (3, 5)]
-    assert mask_outer_contour(np.zeros((4, 4), bool)) == []
+    assert mask_polygons(square) == ([[(3, 2), (8, 2), (8, 5), (3, 5)]], [])  # clockwise from the first pixel
+    square[8, 0] = True  # a smaller second part comes after the largest
+    assert mask_polygons(square) == ([[(3, 2), (8, 2), (8, 5), (3, 5)], [(0, 8)]], [])
+    assert mask_polygons(np.zeros((4, 4), bool)) == ([], [])
 
 
 def test_overlay_video(store, filled, tmp_path):
@@ -257,8 +257,6 @@ def test_coco_from_dive_without_sizes_and_track_ids(tmp_path):
 
 
 def test_viame_holes_parts_and_import(store, filled, tmp_path):
-    from sam2_tracking.formats.viame import mask_polygons
-
     ring = np.zeros((20, 20), bool)
     ring[2:12, 2:12] = True
     ring[5:8, 5:8] = False

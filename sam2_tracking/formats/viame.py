@@ -85,13 +85,6 @@ def _shift(points: list[tuple[int, int]], dx: int, dy: int) -> list[tuple[int, i
     return [(x + dx, y + dy) for x, y in points]
 
 
-def mask_outer_contour(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Outer boundary (x, y) pixel coordinates of the mask's largest part in tracing order, corners only; [] if
-    empty."""
-    outer, _holes = mask_polygons(mask)
-    return outer[0] if outer else []
-
-
 def viame_timestamp(fps: float, frame_idx: int) -> str:
     """Column 2 for a video, as DIVE writes it (dive_utils.serializers.viame.format_timestamp): HH:MM:SS.ffffff."""
     import datetime

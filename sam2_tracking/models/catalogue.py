@@ -1,8 +1,8 @@
 """SAM2 model catalogue: the default SAM2.1 models and custom entries; the one import for everything about models.
 
-The work lives in smaller modules re-exported here: model_config (config validation), model_fetch (capped,
-resumable, cancellable HTTP), model_files (verified downloads and uploads swapped in atomically, status, removal) and
-model_loading (safe loading, per-process cache).
+The work lives in smaller modules re-exported here: models.config (config validation), models.fetch (the config and
+the checkpoint over HTTP, through sam2_tracking.download), models.files (verified downloads and uploads swapped in
+atomically, status, removal) and models.loading (safe loading, per-process cache).
 torch, hydra and sam2 are imported inside the functions that need them, never at import time.
 """
 
@@ -17,16 +17,14 @@ from sam2_tracking.models.config import (
     load_config_file,
     validate_config,
 )
-from sam2_tracking.models.fetch import DEFAULT_MAX_CHECKPOINT_BYTES, DownloadCancelled, DownloadLimits, ModelEntry
+from sam2_tracking.models.fetch import DownloadCancelled, DownloadLimits, ModelEntry
 from sam2_tracking.models.files import (
-    MANIFEST_NAME,
     check_name,
     clear_interrupted,
     download_in_progress,
     download_model,
     install_model_files,
     interrupted_download,
-    model_path,
     model_status,
     partial_checkpoint,
     remove_model,
@@ -41,11 +39,11 @@ from sam2_tracking.models.loading import (
 )
 
 __all__ = [
-    "CHECKPOINT_NAME", "CONFIG_NAME", "DEFAULT_MAX_CHECKPOINT_BYTES", "MAX_CONFIG_BYTES", "DEFAULT_MODELS", "MANIFEST_NAME",
+    "CHECKPOINT_NAME", "CONFIG_NAME", "MAX_CONFIG_BYTES", "DEFAULT_MODELS",
     "MAX_CACHED_MODELS", "DownloadCancelled", "DownloadLimits", "ModelEntry", "ModelError", "builtin_config_text",
     "check_name", "choose_device", "clear_interrupted", "custom_model_entry", "download_in_progress",
     "download_model", "inference_context", "install_model_files", "interrupted_download", "load_config_file",
-    "load_predictor", "model_path", "model_status", "partial_checkpoint", "remove_model", "validate_config",
+    "load_predictor", "model_status", "partial_checkpoint", "remove_model", "validate_config",
 ]
 
 _BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
