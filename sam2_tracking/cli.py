@@ -243,8 +243,8 @@ def run_track(args: argparse.Namespace) -> Path:
 def run_convert(args: argparse.Namespace) -> Path:
     from dataclasses import replace
 
-    from sam2_tracking.formats.files import export_notes, image_names, load_annotations, write_annotations
     from sam2_tracking.formats import FormatError
+    from sam2_tracking.formats.files import export_notes, image_names, load_annotations, write_annotations
 
     if args.video is None:
         annotations = load_annotations(args.input, args.from_format, limits=import_limits())
