@@ -1,7 +1,8 @@
 """The queues' configuration, huey-style: the Huey instance of each queue, the process's store, liveness timings.
 
 Everything else in queues/ imports from here and this module imports nothing else from queues/, so the package is
-a tree: config <- worker, plan, seeds <- runner <- tasks <- dispatch <- consumer.
+a tree: config <- identity <- heartbeat, runner <- tasks <- dispatch <- consumer (catalogue, job_model and seed_preview
+beside them).
 
 Instances are cached per process: Huey's SQLite storage keeps a connection per thread, and re-creating an instance
 for every enqueue would re-run its DDL. Tasks are registered on an instance by queues.tasks.huey_for().

@@ -17,8 +17,8 @@ from huey import Huey
 from huey.api import TaskWrapper
 
 from queues.config import get_huey, get_store
-from queues.runner import run_tracking_job
 from queues.identity import identity_for, served_settings
+from queues.runner import run_tracking_job
 from sam2_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
