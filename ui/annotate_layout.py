@@ -18,7 +18,7 @@ from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
 from ui.errors import user_error
 from ui.job_poll import poll_job_panel
-from ui.preview import build_preview_panel
+from ui.seed_preview import build_preview_panel
 from ui.shared_reads import SharedReads
 
 JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
@@ -47,7 +47,7 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
     with gr.Row():
         with gr.Column(scale=3):
             viewer = vw.build_viewer()
-            build_preview_panel()  # live SAM2 preview of the seed being drawn (ui/preview.py, issue 13)
+            build_preview_panel()  # live SAM2 preview of the seed being drawn (ui/seed_preview.py, issue 13)
             status = gr.Markdown("Open a video to start.", elem_id="annotate-status")
         with gr.Column(scale=2):
             with gr.Row():

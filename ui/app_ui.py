@@ -45,7 +45,7 @@ def data_routes(settings: Settings, store) -> list:
     they 404ed for the first moments the server answered: a consumer or a page could get there first.)"""
     from fastapi import APIRouter
 
-    from ui.preview import mount_preview_route
+    from ui.seed_preview import mount_preview_route
     from web.frame_pack import FramePacks
     from web.frames import FrameCache
     from web.routes import mount_viewer_routes

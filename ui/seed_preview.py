@@ -53,13 +53,12 @@ def mount_preview_route(router, settings, store) -> None:
     "encoded", "compute_ms", "wait_ms"}; a request that cannot be served gets 400 {"error": message}.
     """
     from queues.seed_preview import PreviewError, request_preview
-    from ui.admin import admin_state
+    from ui.admin import tracking_on
     from web.routes import require_login
 
     def preview(dataset_id: int, request: Request, payload: dict = Body(...)) -> JSONResponse:  # noqa: B008
         require_login(request)
-        state = admin_state(settings, store)
-        if not (state["sam2_enabled"] and state["tracking_enabled"]):
+        if not tracking_on(store):
             return _refused("SAM2 is turned off: an admin turns on SAM2 and mask tracking in the Admin tab.")
         if not isinstance(payload, dict):
             return _refused("not a preview request")

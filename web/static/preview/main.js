@@ -1,4 +1,4 @@
-// The instant SAM2 preview (ui/preview.py's panel), entry module. Runs as gr.HTML's js_on_load (web/js_modules.py
+// The instant SAM2 preview (ui/seed_preview.py's panel), entry module. Runs as gr.HTML's js_on_load (web/js_modules.py
 // builds that script from these modules): Gradio provides `element`.
 //
 // It hooks into the frame viewer (web/static/viewer/, window.sam2Viewer): on every "pending" event (a box drag or

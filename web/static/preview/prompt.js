@@ -13,7 +13,7 @@ export function hasPrompt(seed) {
   return !!seed && (!!seed.box || (seed.clicks || []).length > 0);
 }
 
-// The body of POST /viewer/preview/<video> (ui/preview.py); model and queue from the Track panel's dropdowns.
+// The body of POST /viewer/preview/<video> (ui/seed_preview.py); model and queue from the Track panel's dropdowns.
 export function previewBody(target, model, queue) {
   return { frame_idx: target.frame, track_id: target.track, box: target.seed.box || null,
     clicks: target.seed.clicks || [], model, queue };
