@@ -180,12 +180,12 @@ def test_a_cancel_stops_a_consumers_model_fetch_for_its_job(file_server, test_mo
     fetching.start()
     seen = wait_for(lambda: (j := store.get_job(job.job_id)).status == "running" and (j.message or "").startswith(
         FETCHING_NOTE) and j, 30, "the job to show that its model is being fetched")
-    assert seen.worker == "w1" and "testmodel" in seen.error
+    assert seen.worker == "w1" and seen.message.startswith(f"{FETCHING_NOTE} testmodel onto "), seen.message
     store.request_cancel(job.job_id)  # what cancel_job does to a running job
     fetching.join(timeout=60)
     assert result == [False]
     ended = store.get_job(job.job_id)
-    assert ended.status == "cancelled" and ended.error is None
+    assert ended.status == "cancelled" and ended.error is None and ended.message is None  # the fetching note is gone
     assert model_status(settings.model_dir, "testmodel") is None
     assert models.partial_checkpoint(settings.model_dir, "testmodel").is_file()
 
