@@ -20,6 +20,7 @@ from ui.errors import user_error
 from ui.job_poll import poll_job_panel
 from ui.seed_preview import build_preview_panel
 from ui.shared_reads import SharedReads
+from ui.viewer_value import ViewerValue, ViewerValueError
 
 JOB_COLUMNS = ["job", "owner", "tracks", "status", "progress", "frames/s", "eta", "message"]
 PROGRESS_BAR = ('<div class="job-bar" data-fraction="{fraction:.4f}"><progress max="1" value="{fraction:.4f}">'
@@ -229,9 +230,13 @@ def build_annotate_tab(demo: gr.Blocks, settings: Settings, store,
     gr.api(list_models, api_name="list_models")
 
     def poll(inputs, request: gr.Request):
-        # The page's own value is only compared and reloaded here: a bad one is refused like any other event's.
-        update = poll_job_panel(store, shared, h.caller(request), inputs[job_id], inputs[job_shown],
-                                vw.read_value(inputs[viewer]))
+        # The page's value only decides whether the viewer is reloaded: one the server cannot read is left alone
+        # (no reload) rather than refused every second; the person's next action says what is wrong with it.
+        try:
+            value = ViewerValue.from_json(inputs[viewer])
+        except ViewerValueError:
+            value = ViewerValue()
+        update = poll_job_panel(store, shared, h.caller(request), inputs[job_id], inputs[job_shown], value)
         out = {tracking_group: gr.update(visible=update.tracking_visible),
                model_choice: gr.update(choices=update.model_choices), job_shown: update.seen}
         if update.jobs_rows is not None:
