@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
         compile_this = args.device.startswith("cuda") and not args.skip_compiled and (model == "tiny" or not
                                                                                        args.quick)
         if compile_this:
-            from sam2_tracking.engine.tracker import compiled_predictor
+            from sam2_tracking.engine.compiled import compiled_predictor
 
             t0 = time.perf_counter()
             compiled = compiled_predictor(predictor)

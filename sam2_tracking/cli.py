@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from sam2_tracking.formats.files import EXPORT_FORMATS, IMPORT_FORMATS
+from sam2_tracking.states import JobState
 
 PROG = "python -m sam2_tracking"
 
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             out = run_track(args)
         else:
             out = run_convert(args)
+    except Interrupted as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return 130
     except (FormatError, StoreError, SeedError, ValueError, OSError) as exc:
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -162,33 +166,23 @@ def resolve_model_dir(name_or_dir: str) -> Path:
     )
 
 
-def frames_to_track(direction: str, start: int, num_frames: int | None, frame_count: int) -> int:
-    forward = frame_count - start if num_frames is None else min(num_frames, frame_count - start)
-    backward = start + 1 if num_frames is None else min(num_frames, start + 1)
-    if direction == "forward":
-        return forward
-    if direction == "backward":
-        return backward
-    return forward + backward - 1  # the start frame is reported once
-
-
 def run_track(args: argparse.Namespace) -> Path:
+    """Record the seeds and a job in the store, run it through the one job run (as a consumer does), then export.
+
+    With --store, a run of the same command that was interrupted (Ctrl-C, or a killed process) is continued: its
+    committed frames are kept and tracking resumes exactly from its saved state."""
     from dataclasses import replace
 
-    from tqdm import tqdm
-
-    from sam2_tracking.engine.tracker import track_objects
     from sam2_tracking.engine.video import open_video
     from sam2_tracking.formats.files import image_names, write_annotations
     from sam2_tracking.formats.maskzip import png_to_mask
-    from sam2_tracking.models.catalogue import load_predictor
-    from sam2_tracking.store import UpsertKeyframe, open_store
-    from sam2_tracking.types import Direction, JobSpec, ObjectSeeds
+    from sam2_tracking.store import open_store
 
     objects = seed_objects(args)
     model_dir = resolve_model_dir(args.model)
     with tempfile.TemporaryDirectory(prefix="sam2t-cli-") as tmp, open_video(args.video) as frames:
-        store = open_store(args.store or Path(tmp) / "store.db")
+        store_path = Path(args.store) if args.store else Path(tmp) / "store.db"
+        store = open_store(store_path)
         try:
             if not (0 <= args.frame < frames.frame_count):
                 raise ValueError(f"--frame {args.frame} is outside the video (frames 0 to {frames.frame_count - 1})")
@@ -203,31 +197,21 @@ def run_track(args: argparse.Namespace) -> Path:
                     # The PNG's header is checked against the video before it is decoded.
                     obj["mask"] = png_to_mask(Path(obj["mask"]).read_bytes(), obj["mask"],
                                               (frames.height, frames.width))
-            video_path = str(Path(args.video).resolve())
-            # The file's name, as the app names an upload: COCO file_name is <name>/<frame>.jpg from both.
-            dataset = store.add_dataset(Path(args.video).name, video_path, getattr(frames.info, "kind", "video"),
-                                        frames.frame_count, frames.fps, frames.width, frames.height)
-            track_ids = [store.create_track(dataset.dataset_id, obj["label"]).track_id for obj in objects]
-            store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id), [
-                UpsertKeyframe(track_id, args.frame, box=obj["box"], mask=obj["mask"], clicks=tuple(obj["clicks"]))
-                for track_id, obj in zip(track_ids, objects, strict=True)
-            ])
-            spec = JobSpec(dataset.dataset_id, tuple(track_ids), args.frame, model_name=str(model_dir), queue="cli",
-                           num_frames=args.frames, direction=Direction(args.direction), batch_size=args.batch_size)
-            total = frames_to_track(args.direction, args.frame, args.frames, frames.frame_count)
-            job = store.create_job(spec, total)
-            if not store.claim_job(job.job_id, f"cli-{os.getpid()}"):
-                raise RuntimeError(f"could not claim job {job.job_id} in {store.location}")
-            seeds = [ObjectSeeds(track_id, tuple(store.keyframe_seeds(track_id))) for track_id in track_ids]
-            predictor = load_predictor(model_dir, device=args.device)
-            with tqdm(total=total, unit="frame", desc="tracking", disable=args.quiet) as bar:
-                batches = track_objects(
-                    predictor, frames, seeds, start_frame_idx=args.frame, num_frames=args.frames,
-                    direction=spec.direction, batch_size=spec.batch_size, on_progress=lambda _p: bar.update(1),
-                )
-                for batch in batches:
-                    store.write_job_batch(job.job_id, batch)
-            store.update_job(job.job_id, status="done")
+            request = request_key(args, objects, model_dir)
+            job = resumable_job(store, request) if args.store else None
+            if job is None:
+                job = create_job(store, args, frames, objects, model_dir, request)
+            else:
+                print(f"{PROG} track: continuing job {job.job_id} from {args.store} "
+                      f"({job.frames_done} of {job.frames_total} frames already tracked)", file=sys.stderr)
+            state = run_in_foreground(store, job, store_path, model_dir, args)
+            if state != JobState.DONE:
+                job = store.get_job(job.job_id)
+                kept = len(store.job_frames_written(job.job_id))
+                again = "run the same command again to continue" if args.store else \
+                    "give --store FILE to keep the frames and continue later"
+                raise Interrupted(f"stopped after {kept} of {job.frames_total} frames ({state}); {again}")
+            dataset = store.get_dataset(job.dataset_id)
             annotations = store.export_annotations(dataset.dataset_id)
             annotations = replace(annotations, frame_names=image_names(getattr(frames, "frame_names", ())))
             video_frames = None
@@ -238,6 +222,109 @@ def run_track(args: argparse.Namespace) -> Path:
                                      video_name=dataset.name)
         finally:
             store.close()
+
+
+class Interrupted(Exception):  # noqa: N818 - an event, not a mistake
+    """The run stopped before its last frame (Ctrl-C); what it tracked is committed."""
+
+
+def request_key(args: argparse.Namespace, objects: list[dict], model_dir: Path) -> str:
+    """What makes two runs of `track` the same job: the video, the seeds and the tracking options."""
+    import hashlib
+    import json
+
+    seeds = [{"label": o["label"], "box": o["box"].as_list() if o["box"] is not None else None,
+              "clicks": [[c.x, c.y, c.positive] for c in o["clicks"]],
+              "mask": hashlib.sha256(o["mask"].tobytes()).hexdigest() if o["mask"] is not None else None}
+             for o in objects]
+    return json.dumps({"video": str(Path(args.video).resolve()), "frame": args.frame, "frames": args.frames,
+                       "direction": args.direction, "batch": args.batch_size, "model": str(model_dir),
+                       "objects": seeds}, sort_keys=True)
+
+
+def resumable_job(store, request: str):
+    """The newest job of this exact request that did not finish (a Ctrl-C'd or killed run), reopened; else None."""
+    for job in store.list_jobs(statuses=[JobState.CANCELLED, JobState.RUNNING, JobState.QUEUED], limit=None):
+        if job.spec.extra.get("cli_request") != request or job.undone_at is not None:
+            continue
+        holder = str(job.worker or "")
+        if job.status == JobState.RUNNING and holder.startswith("cli-") and _alive(holder[4:]):
+            raise ValueError(f"job {job.job_id} in this store is being tracked by another run (pid {holder[4:]})")
+        store.update_job(job.job_id, status=JobState.QUEUED, cancel_requested=0, finished_at=None,
+                         heartbeat_at=None)
+        return store.get_job(job.job_id)
+    return None
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()
+
+
+def create_job(store, args: argparse.Namespace, frames, objects: list[dict], model_dir: Path, request: str):
+    from sam2_tracking.engine.plan import FramePlan
+    from sam2_tracking.jobs.seeds import seeds_to_json
+    from sam2_tracking.store import UpsertKeyframe
+    from sam2_tracking.types import Direction, JobSpec
+
+    video_path = str(Path(args.video).resolve())
+    # The file's name, as the app names an upload: COCO file_name is <name>/<frame>.jpg from both.
+    dataset = store.add_dataset(Path(args.video).name, video_path, getattr(frames.info, "kind", "video"),
+                                frames.frame_count, frames.fps, frames.width, frames.height)
+    track_ids = [store.create_track(dataset.dataset_id, obj["label"]).track_id for obj in objects]
+    store.save_edits(dataset.dataset_id, store.get_revision(dataset.dataset_id), [
+        UpsertKeyframe(track_id, args.frame, box=obj["box"], mask=obj["mask"], clicks=tuple(obj["clicks"]))
+        for track_id, obj in zip(track_ids, objects, strict=True)
+    ])
+    seeds = seeds_to_json({track_id: store.keyframe_seeds(track_id) for track_id in track_ids})
+    spec = JobSpec(dataset.dataset_id, tuple(track_ids), args.frame, model_name=str(model_dir), queue="cli",
+                   num_frames=args.frames, direction=Direction(args.direction), batch_size=args.batch_size,
+                   extra={"seeds": seeds, "cli_request": request})
+    total = FramePlan.for_job(spec, frames.frame_count).total
+    return store.create_job(spec, total)
+
+
+def run_in_foreground(store, job, store_path: Path, model_dir: Path, args: argparse.Namespace):
+    """Run the job in this process through jobs.run; the first Ctrl-C stops it keeping every tracked frame (a second
+    one interrupts at once)."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    from sam2_tracking.jobs.run import JobRunner, run_job
+
+    stop = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(_signum, _frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print(f"\n{PROG} track: stopping; the frames tracked so far are being saved (Ctrl-C again to abort)",
+              file=sys.stderr)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with tqdm(total=job.frames_total, initial=job.frames_done, unit="frame", desc="tracking",
+                  disable=args.quiet) as bar:
+            runner = JobRunner(
+                worker_id=f"cli-{os.getpid()}", model_dir=model_dir.parent, resume_dir=store_path.parent / "resume",
+                video_path=lambda dataset: Path(dataset.path), device=args.device,
+                on_progress=lambda progress: bar.update(progress.frames_done - bar.n), stop_requested=stop.is_set,
+                keep_resume_on_stop=True,
+            )
+            return run_job(store, job.job_id, runner)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def run_convert(args: argparse.Namespace) -> Path:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from sam2_tracking.cli import frames_to_track, main
+from sam2_tracking.cli import main
+from sam2_tracking.engine.plan import FramePlan
 from sam2_tracking.formats import load_annotations
 from tests.conftest import REPO_ROOT
 
@@ -159,12 +160,14 @@ def test_cli_errors_are_messages(sample_video, test_model_dir, tmp_path, capsys)
     assert "--video" in capsys.readouterr().err
 
 
-def test_frames_to_track():
-    assert frames_to_track("forward", 3, 8, 150) == 8
-    assert frames_to_track("forward", 145, 8, 150) == 5
-    assert frames_to_track("backward", 3, 8, 150) == 4
-    assert frames_to_track("both", 20, 8, 150) == 15
-    assert frames_to_track("forward", 0, None, 150) == 150
+def test_the_frame_plan_counts_what_the_cli_tracks():
+    assert FramePlan(3, 150, 8, "forward").total == 8
+    assert FramePlan(145, 150, 8, "forward").total == 5
+    assert FramePlan(3, 150, 8, "backward").total == 4
+    assert FramePlan(20, 150, 8, "both").total == 15
+    assert FramePlan(0, 150, None, "forward").total == 150
+    assert FramePlan(2, 4, None, "both").frames() == [2, 3, 1, 0]
+    assert FramePlan(0, 10, 3, "both").passes() == [(range(0, 3), False)]  # stock skips a reverse pass from 0
 
 
 def test_convert_reports_what_it_drops(tmp_path, capsys):

@@ -1,12 +1,12 @@
 """One-frame SAM2 preview: the mask a seed gives on its frame, exactly as a tracking job's first frame computes it.
 
-Why it equals the job bit for bit: the state is built by tracker.new_inference_state over tracker.LazyFrames (the
+Why it equals the job bit for bit: the state is built by Sam2State.new over tracker.LazyFrames (the
 same preprocessing), seeded by tracker.add_seeds (the stock `add_new_points_or_box` / `add_new_mask`), and the mask
 is what the stock `propagate_in_video` yields for the seeded start frame, thresholded as the tracker does (logit
 > 0; present when the object score logit > 0). The only difference from a job is that the state's frame sequence serves one frame: SAM2 asks for no
 other frame when it propagates zero frames past the seed.
 
-Why it is fast on the next click: SAM2 keeps the frame's image features in the state's "cached_features". A
+Why it is fast on the next click: SAM2 keeps the frame's image features in its state (Sam2State.has_features). A
 PreviewEngine keeps a few states, keyed by (model, video, frame) in an LRU bounded in bytes, and resets only their
 prompts and outputs (`reset_state`) between requests, so a further click on the same frame runs the prompt encoder,
 mask decoder and memory encoder but not the image encoder.
@@ -62,7 +62,7 @@ class _OneFrameSource:
 
 
 class _Entry:
-    def __init__(self, predictor: Any, state: dict, size: tuple[int, int]) -> None:
+    def __init__(self, predictor: Any, state: Any, size: tuple[int, int]) -> None:  # state: a Sam2State
         self.predictor_ref = weakref.ref(predictor)
         self.state = state
         self.size = size
@@ -118,15 +118,15 @@ class PreviewEngine:
             entry = self._entry(predictor, (id(predictor), video_key, frame_idx), frame_idx, frame_count,
                                 (int(width), int(height)), frame)
             state = entry.state
-            encoded = frame_idx not in state["cached_features"]
+            encoded = not state.has_features(frame_idx)
             try:
-                predictor.reset_state(state)
+                predictor.reset_state(state.raw)
                 device = predictor.device
                 with torch.inference_mode(), inference_context(device):
                     add_seeds(predictor, state, objects)
                     # The job's first frame is what propagation yields for the seeded start frame (it also runs the
                     # memory encoder there); zero further frames are tracked, so no other frame is read.
-                    steps = predictor.propagate_in_video(state, start_frame_idx=frame_idx, max_frame_num_to_track=0)
+                    steps = predictor.propagate_in_video(state.raw, start_frame_idx=frame_idx, max_frame_num_to_track=0)
                     try:
                         step_frame_idx, _obj_ids, video_res_masks = next(steps)
                     finally:
@@ -139,7 +139,7 @@ class PreviewEngine:
                 raise
             finally:
                 if encoded:
-                    entry.nbytes = _state_bytes(state)
+                    entry.nbytes = state.cached_bytes()
                     self._evict()
             return Preview(result, encoded, (time.perf_counter() - started) * 1000.0)
 
@@ -149,11 +149,12 @@ class PreviewEngine:
 
     def _entry(self, predictor: Any, key: tuple, frame_idx: int, frame_count: int, size: tuple[int, int],
                frame: np.ndarray | Callable[[], np.ndarray]) -> _Entry:
-        from sam2_tracking.engine.tracker import LazyFrames, new_inference_state
+        from sam2_tracking.engine.sam2_state import Sam2State
+        from sam2_tracking.engine.tracker import LazyFrames
 
         entry = self._states.get(key)
         if entry is not None and entry.predictor_ref() is predictor and entry.size == size and \
-                entry.state["num_frames"] == frame_count and frame_idx in entry.state["cached_features"]:
+                entry.state.num_frames == frame_count and entry.state.has_features(frame_idx):
             self._states.move_to_end(key)
             return entry
         if callable(frame):
@@ -161,7 +162,7 @@ class PreviewEngine:
         else:
             _check_frame(frame, size)
         loader = LazyFrames(_OneFrameSource(frame_idx, frame_count, frame), predictor.image_size)
-        entry = _Entry(predictor, new_inference_state(predictor, loader, size[0], size[1]), size)
+        entry = _Entry(predictor, Sam2State.new(predictor, loader, size[0], size[1]), size)
         self._states[key] = entry
         return entry
 
@@ -176,14 +177,12 @@ class PreviewEngine:
             self._states.popitem(last=False)
 
 
-def _frame_mask(state: dict, obj_id: int, frame_idx: int, video_res_masks: Any) -> FrameMask:
+def _frame_mask(state: Any, obj_id: int, frame_idx: int, video_res_masks: Any) -> FrameMask:
     """The FrameMask a job writes for the seed frame: mask where the logits are > 0, present when SAM2's object
     score logit is > 0 (the one object of a preview state is obj_idx 0)."""
     from sam2_tracking.engine.masks import mask_to_box
 
-    out = state["output_dict_per_obj"][0]
-    current = out["cond_frame_outputs"].get(frame_idx) or out["non_cond_frame_outputs"].get(frame_idx)
-    score = float(current["object_score_logits"].float().reshape(-1)[0])
+    score = float(state.score_logit(0, frame_idx).float()[0])
     if score <= 0:
         return FrameMask(frame_idx, obj_id, False, score)
     mask = (video_res_masks[0, 0] > 0.0).cpu().numpy()
@@ -204,29 +203,3 @@ def _checked_loader(load: Callable[[], np.ndarray], size: tuple[int, int]) -> Ca
         return frame
 
     return load_checked
-
-
-def _state_bytes(state: dict) -> int:
-    """Bytes held by a preview state's tensors (image features dominate; everything else is small)."""
-    import torch
-
-    seen: set[int] = set()
-    total = 0
-
-    def walk(value: Any) -> None:
-        nonlocal total
-        if isinstance(value, torch.Tensor):
-            key = value.untyped_storage().data_ptr()
-            if key not in seen:
-                seen.add(key)
-                total += value.untyped_storage().nbytes()
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                walk(item)
-
-    walk(state["cached_features"])
-    walk(state["constants"])
-    return total

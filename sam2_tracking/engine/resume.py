@@ -2,7 +2,7 @@
 
 SAM2 computes a frame from the frame itself and the outputs it still reads: the conditioning (seeded) frames'
 outputs, the last memory frames and object pointers in processing order (the tracker prunes everything else). A
-ResumePoint holds exactly those, per object, plus where the run stood. Restored into a freshly seeded state, the
+ResumePoint holds exactly those, per object, plus where the run stood (engine/sam2_state.py captures and restores it). Restored into a freshly seeded state, the
 next propagate_in_video computes what the uninterrupted run computed.
 
 Files are written with torch.save and read with torch.load(weights_only=True): tensors, numbers, strings, lists
@@ -36,31 +36,6 @@ class ResumePoint:
     plan: list[list[int]]
     outputs: dict
     tracked: dict
-
-
-def capture(state: dict, pass_idx: int, frame_idx: int, frames_done: int, track_ids: list[int],
-            plan: list[list[int]]) -> ResumePoint:
-    """The ResumePoint of a SAM2 inference state after frame_idx (cheap: no tensor is copied)."""
-    # Shallow copies: SAM2 adds and we delete per-frame entries, but never change a stored output in place, so the
-    # point stays what it was at this frame while tracking goes on.
-    outputs = {
-        obj_idx: {"cond_frame_outputs": dict(obj_out["cond_frame_outputs"]),
-                  "non_cond_frame_outputs": dict(obj_out["non_cond_frame_outputs"])}
-        for obj_idx, obj_out in state["output_dict_per_obj"].items()
-    }
-    tracked = {obj_idx: {t: dict(v) for t, v in frames.items()}
-               for obj_idx, frames in state["frames_tracked_per_obj"].items()}
-    return ResumePoint(pass_idx, int(frame_idx), int(frames_done), list(track_ids), plan, outputs, tracked)
-
-
-def restore(state: dict, point: ResumePoint) -> None:
-    """Put a ResumePoint's outputs into a freshly seeded (and consolidated) inference state of the same objects."""
-    if sorted(state["output_dict_per_obj"]) != sorted(point.outputs):
-        raise ValueError("the saved tracking state is for other objects")
-    for obj_idx, saved in point.outputs.items():
-        state["output_dict_per_obj"][obj_idx]["cond_frame_outputs"] = dict(saved["cond_frame_outputs"])
-        state["output_dict_per_obj"][obj_idx]["non_cond_frame_outputs"] = dict(saved["non_cond_frame_outputs"])
-        state["frames_tracked_per_obj"][obj_idx] = {t: dict(v) for t, v in point.tracked[obj_idx].items()}
 
 
 def save_resume_point(point: ResumePoint, path: str | Path) -> None:

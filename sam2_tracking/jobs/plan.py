@@ -1,34 +1,20 @@
-"""Which frames a tracking job covers, in the order it writes them, and which of them carry a notification.
+"""Which frames a tracking job covers (its FramePlan) and which of them carry a progress notification.
 
-Pure functions over frame indices, used by the runner (queues.runner). A job that a dead worker left half done needs
-no plan of its own: the runner continues it from the tracker's saved state (exact), or tracks it again from its
-seeds, skipping the frames already committed.
+A job that a dead worker left half done needs no plan of its own: the job run continues it from the tracker's saved
+state (exact), or tracks it again from its seeds, skipping the frames already committed.
 """
 
 from __future__ import annotations
 
 import math
 
-from sam2_tracking.types import Direction, JobSpec
-
-
-def forward_frames(spec: JobSpec, frame_count: int) -> range:
-    stop = frame_count if spec.num_frames is None else min(frame_count, spec.start_frame_idx + spec.num_frames)
-    return range(spec.start_frame_idx, stop)
-
-
-def backward_frames(spec: JobSpec) -> range:
-    stop = -1 if spec.num_frames is None else max(-1, spec.start_frame_idx - spec.num_frames)
-    return range(spec.start_frame_idx, stop, -1)
+from sam2_tracking.engine.plan import FramePlan
+from sam2_tracking.types import JobSpec
 
 
 def job_frames(spec: JobSpec, frame_count: int) -> list[int]:
     """Every frame the job writes, in the order it writes them (the start frame once)."""
-    if spec.direction == Direction.FORWARD:
-        return list(forward_frames(spec, frame_count))
-    if spec.direction == Direction.BACKWARD:
-        return list(backward_frames(spec))
-    return list(forward_frames(spec, frame_count)) + list(backward_frames(spec))[1:]
+    return FramePlan.for_job(spec, frame_count).frames()
 
 
 def notification_interval(frames_total: int, notify_percent: int) -> int:
@@ -48,5 +34,9 @@ def expected_notifications(frames_total: int, notify_percent: int) -> int:
 
 def notification_frames(spec: JobSpec, frame_count: int) -> set[int]:
     """The frames whose commit carries a progress notification (with a preview), known before tracking starts."""
-    frames = job_frames(spec, frame_count)
-    return {idx for done, idx in enumerate(frames, 1) if is_notification_frame(done, len(frames), spec.notify_percent)}
+    return frames_with_notification(job_frames(spec, frame_count), spec.notify_percent)
+
+
+def frames_with_notification(order: list[int], notify_percent: int) -> set[int]:
+    """Of frames in processing order, those that carry a notification."""
+    return {idx for done, idx in enumerate(order, 1) if is_notification_frame(done, len(order), notify_percent)}
