@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sam2_tracking.annotation_set import AnnotationSet, Feature, TrackData
-from sam2_tracking.states import JobState, Lease
+from sam2_tracking.states import JobState, Lease, ModelState, SourceKind
 from sam2_tracking.store import (
     SCHEMA_VERSION,
     CreateTrack,
@@ -284,6 +284,9 @@ def test_job_lifecycle(store, dataset):
     assert job.notification.preview_jpeg == b"\xff\xd8" and job.notifications_count == 1 and job.fps == 2.5
     with pytest.raises(ValueError, match="unknown or read-only"):
         store.update_job(job.job_id, committed_forward_idx=3)
+    # A progress note is the job's message; error stays for failures.
+    job = store.update_job(job.job_id, message="fetching model tiny onto h")
+    assert (job.message, job.error) == ("fetching model tiny onto h", None)
     assert store.requeue_job(job.job_id, expected_worker="w2") and store.get_job(job.job_id).status is JobState.QUEUED
     assert store.list_jobs(dataset.dataset_id, statuses=["queued"])[0].job_id == job.job_id
     store.request_cancel(job.job_id)
@@ -316,7 +319,16 @@ def test_workers_settings_models(store):
 
     store.upsert_model("tiny", "configs/t.yaml", "http://x/t.pt", True, "absent")
     entry = store.update_model("tiny", status="downloading", progress_bytes=10, total_bytes=100)
-    assert (entry.status, entry.progress_bytes, entry.is_default) == ("downloading", 10, True)
+    assert (entry.status, entry.progress_bytes, entry.is_default) == (ModelState.DOWNLOADING, 10, True)
+    assert (entry.source, entry.cancel_requests) == (SourceKind.URL, 0)
+    # Each cancel request is counted on the row (a running download stops when the count changes); re-listing the
+    # model keeps the count.
+    assert store.request_model_cancel("tiny").cancel_requests == 1
+    store.upsert_model("tiny", "configs/t.yaml", "http://x/t.pt", True, "downloading")
+    assert store.get_model("tiny").cancel_requests == 1
+    uploaded = store.upsert_model("up", "", "", False, "ready", source=SourceKind.UPLOAD)
+    assert (uploaded.source, uploaded.checkpoint_url, uploaded.usable) == (SourceKind.UPLOAD, "", True)
+    store.delete_model("up")
     store.upsert_model("custom", "c.yaml", "http://x/c.pt", False, "ready", size=5, sha256="ab")
     assert [m.name for m in store.list_models()] == ["custom", "tiny"]
     store.delete_model("custom")
