@@ -59,8 +59,10 @@ def test_progress_cancel_and_backward_from_frame_zero(predictor, clip_dir: Path)
         with pytest.raises(TrackingCancelled):
             for batch in jobs:
                 batches.append(batch)
-    # checked before seeding and before each frame: 5 frames done, the first batch of 4 stays yielded
-    assert [[fm.frame_idx for fm in b] for b in batches] == [[10, 11, 12, 13]]
+    # checked before seeding and before each frame: 5 frames done, the first batch of 4 stays yielded and the stop
+    # hands over the fifth frame as a last, shorter batch with its resume point (a stop keeps every tracked frame)
+    assert [[fm.frame_idx for fm in b] for b in batches] == [[10, 11, 12, 13], [14]]
+    assert batches[-1].resume_point.frame_idx == 14 and batches[-1].resume_point.frames_done == 5
 
     only = run_ours(predictor, clip_dir, [ObjectSeeds(1, (box_seed(0, 1),))], 0, None, Direction.BACKWARD, 10)
     assert [[fm.frame_idx for fm in b] for b in only] == [[0]]
