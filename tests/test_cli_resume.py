@@ -48,16 +48,23 @@ def _tracked(store_path) -> int:
         store.close()
 
 
-@pytest.mark.parametrize("interrupt", ["ctrl-c", "kill"])
-def test_an_interrupted_cli_run_resumes_exactly(sample_video, sample_video_meta, test_model_dir, tmp_path, interrupt):
+@pytest.fixture(scope="module")
+def expected(sample_video, sample_video_meta, test_model_dir, tmp_path_factory) -> dict[int, tuple]:
+    """The masks of an uninterrupted run of the same command."""
     assert sample_video_meta["seeds"][0]["frame"] == 0
-    reference = tmp_path / "reference.db"
-    args = track_args(sample_video, sample_video_meta, test_model_dir, tmp_path / "ref.json", "dive",
-                      "--store", str(reference), frames=FRAMES)
+    folder = tmp_path_factory.mktemp("reference")
+    args = track_args(sample_video, sample_video_meta, test_model_dir, folder / "ref.json", "dive",
+                      "--store", str(folder / "reference.db"), frames=FRAMES)
     assert subprocess.run([sys.executable, "-m", "sam2_tracking", *args], cwd=REPO_ROOT, capture_output=True,
                           timeout=600).returncode == 0
-    expected = _masks(reference)
-    assert sorted(expected) == list(range(FRAMES))
+    masks = _masks(folder / "reference.db")
+    assert sorted(masks) == list(range(FRAMES))
+    return masks
+
+
+@pytest.mark.parametrize("interrupt", ["ctrl-c", "kill"])
+def test_an_interrupted_cli_run_resumes_exactly(sample_video, sample_video_meta, test_model_dir, tmp_path, interrupt,
+                                                expected):
 
     kept = tmp_path / "kept.db"
     out = tmp_path / "out.json"

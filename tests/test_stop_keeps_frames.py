@@ -45,7 +45,8 @@ class _Harness(QueueHarness):
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def harness(request, tmp_path_factory, shared_model_dir):
-    url = request.getfixturevalue("postgres_url") if request.param == "postgres" else ""
+    # A database of its own on the session's PostgreSQL server, for the three stops of this module.
+    url = request.getfixturevalue("postgres_server").create_database() if request.param == "postgres" else ""
     h = _Harness(tmp_path_factory.mktemp(f"stop-{request.param}"), shared_model_dir, url)
     h.register_model()
     h.start_consumer("cpu")
