@@ -264,7 +264,7 @@ def test_admin_turning_sam2_off_stops_a_running_job_and_keeps_its_frames(browser
     page.locator("#admin-message").get_by_text("SAM2 support is off").wait_for()
     wait_for(lambda: store.get_job(job_id).finished, 60, "the job to stop")
     job = store.get_job(job_id)
-    assert job.status == "cancelled" and job.frames_done >= 10 and "turned SAM2 off" in (job.error or "")
+    assert job.status == "cancelled" and job.frames_done >= 10 and "turned SAM2 off" in (job.message or "")
     assert len(store.job_frames_written(job_id)) == job.frames_done
     assert store.get_setting("tracking_enabled") is False
     # The toggles show the store after a reload, not the page's last state.
