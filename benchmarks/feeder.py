@@ -78,9 +78,10 @@ def decodes_per_frame(video: Path, frames: int, image_size: int, direction: str)
     them: frames the decoder produced per frame tracked."""
     import torch
 
+    from sam2_tracking.engine.plan import FramePlan
     from sam2_tracking.engine.tracker import track_objects
     from sam2_tracking.engine.video import open_video
-    from sam2_tracking.jobs.plan import is_notification_frame
+    from sam2_tracking.jobs.plan import frames_with_notification
     from sam2_tracking.models.catalogue import load_predictor
     from sam2_tracking.types import Box, Direction, ObjectSeeds, Seed
 
@@ -88,9 +89,8 @@ def decodes_per_frame(video: Path, frames: int, image_size: int, direction: str)
     predictor = load_predictor(model_dir(image_size), "cpu")
     start = {"forward": 0, "backward": frames - 1, "both": frames // 2}[direction]
     with open_video(video) as source:
-        order = {"forward": list(range(start, frames)), "backward": list(range(start, -1, -1)),
-                 "both": list(range(start, frames)) + list(range(start - 1, -1, -1))}[direction]
-        previews = {idx for k, idx in enumerate(order, 1) if is_notification_frame(k, len(order), 5)}
+        order = FramePlan(start, frames, None, direction).frames()
+        previews = frames_with_notification(order, 5)
         objects = [ObjectSeeds(k + 1, (Seed(start, box=Box(*shape_box(k, start, source.width, source.height))),))
                    for k in range(2)]
         shown = []
