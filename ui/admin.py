@@ -13,8 +13,7 @@ import gradio as gr
 from queues import dispatch, jobs_api
 from sam2_tracking.settings import Settings
 from sam2_tracking.states import DOWNLOADING_MODEL_STATES, JobState, ModelState
-from ui.auth import is_admin, require_admin
-from ui.errors import user_error
+from ui.auth import is_admin, require_admin, user_error
 from ui.shared_reads import SharedReads
 from ui.views import jobs_rows, models_rows, workers_rows
 

@@ -20,8 +20,7 @@ from sam2_tracking.store import CreateTrack, DeleteTrack, NotFound, RevisionConf
 from sam2_tracking.types import ALLOWED_BATCH_SIZES, Direction, JobSpec
 from ui import viewer as vw
 from ui.admin import cancelled_text, tracking_on
-from ui.auth import is_admin
-from ui.errors import user_error
+from ui.auth import is_admin, user_error
 from ui.job_poll import JobPanel, job_panel
 from ui.viewer_value import ViewerValue
 

@@ -16,7 +16,7 @@ from sam2_tracking.settings import Settings
 from ui import annotation_files
 from ui import viewer as vw
 from ui.annotate import BATCH_CHOICES, DIRECTIONS, AnnotateHandlers
-from ui.errors import user_error
+from ui.auth import user_error
 from ui.job_poll import poll_job_panel
 from ui.seed_preview import build_preview_panel
 from ui.shared_reads import SharedReads

@@ -8,7 +8,7 @@ import time
 import gradio as gr
 
 from sam2_tracking.settings import Settings
-from ui.errors import user_error
+from ui.auth import user_error
 
 FORMAT_LABELS = {
     "DIVE JSON": "dive",

@@ -1,11 +1,13 @@
-"""Who may do what. Every admin handler calls require_admin(): Gradio exposes each event as an HTTP endpoint, so
-hiding the Admin tab is not protection.
+"""Who may do what, and how a refusal reaches the person. Every admin handler calls require_admin(): Gradio exposes
+each event as an HTTP endpoint, so hiding the Admin tab is not protection. Every refused action (a person's mistake,
+a missing right) raises user_error(): one log line, no traceback.
 """
 
 from __future__ import annotations
 
 import contextvars
 import hmac
+import logging
 import math
 import threading
 import time
@@ -14,7 +16,6 @@ from collections import OrderedDict
 import gradio as gr
 
 from sam2_tracking.settings import Settings
-from ui.errors import user_error
 
 # The longest lockout, and how many (user, address) pairs are remembered: a spray of made-up names must not grow
 # memory without bound (the oldest entries go first).
@@ -25,6 +26,15 @@ MAX_TRACKED_LOGINS = 10_000
 # here for the duration of each HTTP request, so the throttle can count failures per user AND address (counting per
 # user alone would let anyone lock the admin out).
 _client_address: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="unknown")
+
+log = logging.getLogger("ui")
+
+
+def user_error(message: str) -> gr.Error:
+    """The error to raise for a person's mistake or a refused action; logs one INFO line (Gradio prints a traceback
+    for every gr.Error otherwise)."""
+    log.info("refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 class LoginThrottle:

@@ -17,7 +17,7 @@ import gradio as gr
 from sam2_tracking.engine.masks import track_colour
 from sam2_tracking.store import UpsertKeyframe
 from sam2_tracking.types import Box, Click
-from ui.errors import user_error
+from ui.auth import user_error
 from ui.viewer_value import DatasetInfo, TrackInfo, ViewerValue, ViewerValueError, fit_text
 from web.js_modules import on_load_script
 
