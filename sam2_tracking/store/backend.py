@@ -1,6 +1,7 @@
 """The interface between the store and its two backends (huey's storage shape: one small documented contract, each
 backend a short sibling module): sqlite.py (embedded, the laptop default) and postgres.py (several machines,
-SAM2T_DATABASE_URL).
+SAM2T_DATABASE_URL). The backends import this module; the store picks one of them (core.open_backend), so no
+backend imports the code that chooses among them.
 
 A backend gives transactions:
 
@@ -22,7 +23,6 @@ are empty there.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -84,13 +84,3 @@ def compile_ddl(element: Any, dialect: Any) -> str:
         return dialect.ddl_compiler(dialect, None).get_column_specification(element)
     return str(element.compile(dialect=dialect)).strip()
 
-
-def open_backend(location: str | os.PathLike, busy_timeout_s: float) -> Backend:
-    """The backend for a SQLite file path or a postgresql:// URL, its schema created or migrated."""
-    if is_database_url(location):
-        from sam2_tracking.store.postgres import PostgresBackend
-
-        return PostgresBackend(str(location))
-    from sam2_tracking.store.sqlite import SqliteBackend
-
-    return SqliteBackend(Path(location), busy_timeout_s)

@@ -1,6 +1,7 @@
 """The store's transactions plus the small tables: datasets, settings, the model catalogue and workers.
 
-The backend (backend.py: sqlite.py or postgres.py) gives the transactions; nothing here knows which one it is.
+open_backend picks the backend from the location (sqlite.py or postgres.py, behind backend.py's interface) and
+it gives the transactions; past that choice nothing here knows which one it is.
 """
 
 from __future__ import annotations
@@ -10,13 +11,25 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from sam2_tracking.states import ModelState, SourceKind
-from sam2_tracking.store.backend import Connection, open_backend
+from sam2_tracking.store.backend import Backend, Connection, is_database_url
 from sam2_tracking.store.records import DATASET_KINDS, Dataset, ModelRecord, NotFound, Worker
 
 # How long a SQLite writer waits for another process's write transaction (a batch commit, an import's chunk).
 BUSY_TIMEOUT_S = 30.0
+
+
+def open_backend(location: str | os.PathLike, busy_timeout_s: float) -> Backend:
+    """The backend for a SQLite file path or a postgresql:// URL, its schema created or migrated."""
+    if is_database_url(location):
+        from sam2_tracking.store.postgres import PostgresBackend
+
+        return PostgresBackend(str(location))
+    from sam2_tracking.store.sqlite import SqliteBackend
+
+    return SqliteBackend(Path(location), busy_timeout_s)
 
 
 class StoreCore:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam2_tracking.engine.video import (
+from sam2_tracking.engine.video.source import (
     DEFAULT_CACHE_BYTES,
     DEFAULT_IMAGE_FPS,
     IMAGE_EXTENSIONS,

@@ -1,11 +1,10 @@
-"""Frame sources: video files (through PyAV, engine/video_file.py) and image sequences (a folder or a .zip of JPEG/PNG
-files, engine/image_sequence.py), opened with open_video; FrameSource is what both give.
+"""What every frame source is (FrameSource), what it reports (VideoInfo), how it refuses (VideoError), and the
+extensions and defaults the sources share. The concrete sources (video_file.py, image_sequence.py) import this
+module; the package's open_video picks one of them.
 
 Every source gives frames as read-only uint8 RGB arrays of shape (height, width, 3), addressed by a 0-based frame
 index that is exact: frame i of a video file is the i-th frame in presentation order, whatever the codec's GOP
 structure, because the index is built from the container's packet timestamps, not from the duration times the fps.
-
-Nothing here imports torch; PyAV and Pillow are imported when a source is opened.
 """
 
 from __future__ import annotations
@@ -35,34 +34,6 @@ class VideoInfo:
     width: int
     height: int
     kind: str  # "video" or "images"
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """Frame count, fps, size and kind of a video file, image folder or image zip; raises VideoError."""
-    with open_video(path, cache_bytes=1) as source:
-        return source.info
-
-
-def open_video(
-    path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, images_fps: float = DEFAULT_IMAGE_FPS
-) -> FrameSource:
-    """Open a video file (mp4, mov, avi, mkv, webm) or an image sequence (folder or .zip of JPEG/PNG, sorted by
-    name with numbers compared as numbers). images_fps is the frame rate reported for image sequences.
-    cache_bytes bounds the cache of recently read frames (at least one frame is always kept)."""
-    p = Path(path)
-    if not p.exists():
-        raise VideoError(f"{p} does not exist")
-    if p.is_dir() or p.suffix.lower() == ".zip":
-        from sam2_tracking.engine.image_sequence import ImageSequenceSource
-
-        return ImageSequenceSource(p, cache_bytes, images_fps)
-    if p.suffix.lower() in IMAGE_EXTENSIONS:
-        raise VideoError(
-            f"{p.name} is a single image: upload a video file, or a folder or .zip of the frames as JPEG/PNG images"
-        )
-    from sam2_tracking.engine.video_file import VideoFileSource
-
-    return VideoFileSource(p, cache_bytes)
 
 
 class FrameSource:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from sam2_tracking.engine.video import (
+from sam2_tracking.engine.video.source import (
     DEFAULT_CACHE_BYTES,
     DEFAULT_IMAGE_FPS,
     VIDEO_EXTENSIONS,
