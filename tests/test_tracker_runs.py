@@ -153,7 +153,8 @@ def test_resume_point_continues_bit_identically(predictor, clip_dir: Path, tmp_p
     """A run resumed from a saved ResumePoint (written to a file and read back with weights_only) yields exactly the
     frames after the point, with the masks of the uninterrupted run: from a point in the forward pass of a `both`
     job and from one in its reverse pass (which reads the forward pass's outputs near the start frame)."""
-    from sam2_tracking.engine.tracker import load_resume_point, save_resume_point, track_objects
+    from sam2_tracking.engine.resume import load_resume_point, save_resume_point
+    from sam2_tracking.engine.tracker import track_objects
 
     objects = [ObjectSeeds(1, (box_seed(20, 1),)), ObjectSeeds(2, (Seed(20, mask=disc_mask(110, 60, 12)),))]
 
