@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from sam2_tracking.settings import Settings
-from sam2_tracking.states import SourceKind
-from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
+from sam2_tracking.states import DOWNLOADING_MODEL_STATES, ModelState, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def ensure_default_models(store) -> None:
         try:
             store.get_model(entry.name)
         except NotFound:
-            store.upsert_model(entry.name, entry.config, entry.checkpoint_url, is_default=True, status="absent",
+            store.upsert_model(entry.name, entry.config, entry.checkpoint_url, is_default=True, status=ModelState.ABSENT,
                                size=entry.expected_size, sha256=entry.sha256)
 
 
@@ -84,7 +83,7 @@ def request_download_cancel(store, name: str) -> None:
     started, so a request aimed at a download that had already ended can never stop a later one (and no clocks of
     different machines are compared). A queued one is marked on the model itself, which queuing clears."""
     record = store.get_model(name)  # NotFound for a name the catalogue does not list
-    if record.status in ("queued", "updating"):  # "updating" may still wait in the queue
+    if record.status in (ModelState.QUEUED, ModelState.UPDATING):  # UPDATING may still wait in the queue
         store.update_model(name, error=CANCEL_QUEUED_NOTE)
     store.request_model_cancel(name)
 
@@ -110,8 +109,8 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         sha256=record.sha256 if record.is_default else None,
         is_default=record.is_default,
     )
-    if record.status in ("queued", "updating") and record.error == CANCEL_QUEUED_NOTE:
-        _settle(settings, store, name, error="download cancelled by an admin", status_if_missing="absent")
+    if record.status in (ModelState.QUEUED, ModelState.UPDATING) and record.error == CANCEL_QUEUED_NOTE:
+        _settle(settings, store, name, error="download cancelled by an admin", status_if_missing=ModelState.ABSENT)
         return "cancelled"
     progress_writes, cancel_checks = progress_throttle(), cancel_throttle()
 
@@ -124,13 +123,13 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
 
     # A forced re-download of a usable model leaves it usable ("updating"): jobs and previews go on with the version
     # on disk until the new one is verified and swapped in.
-    busy = "updating" if record.usable else "downloading"
+    busy = ModelState.UPDATING if record.usable else ModelState.DOWNLOADING
     store.update_model(name, status=busy, progress_bytes=0, error=None)
     try:
         path = download_model(entry, settings.model_dir, force=force, on_progress=on_progress,
                               should_cancel=should_cancel, limits=download_limits(settings))
     except DownloadCancelled:
-        _settle(settings, store, name, error="download cancelled by an admin", status_if_missing="absent")
+        _settle(settings, store, name, error="download cancelled by an admin", status_if_missing=ModelState.ABSENT)
         return "cancelled"
     except Exception as exc:
         _settle(settings, store, name, error=str(exc) if isinstance(exc, ModelError) else
@@ -138,21 +137,21 @@ def run_model_download(settings: Settings, store, name: str, force: bool = False
         raise
     manifest = model_status(settings.model_dir, name) or {}
     store.update_model(
-        name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
+        name, status=ModelState.READY, size=manifest.get("size"), sha256=manifest.get("sha256"),
         progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"), error=None,
     )
     log.info("model %s ready in %s", name, path)
     return "ready"
 
 
-def _settle(settings: Settings, store, name: str, error: str, status_if_missing: str = "failed") -> None:
+def _settle(settings: Settings, store, name: str, error: str, status_if_missing: ModelState = ModelState.FAILED) -> None:
     """Set `name`'s status from what is on disk after a download stopped: "ready" if a verified version is there
     (a failed re-download keeps it), else status_if_missing, with the error as the note."""
     from sam2_tracking.models.catalogue import model_status
 
     manifest = model_status(settings.model_dir, name)
     if manifest is not None:
-        store.update_model(name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
+        store.update_model(name, status=ModelState.READY, size=manifest.get("size"), sha256=manifest.get("sha256"),
                            progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"),
                            error=f"the model on disk is kept; the re-download stopped: {error}")
     else:
@@ -174,7 +173,7 @@ def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None
     here = socket.gethostname()
     reset = []
     for record in store.list_models():
-        if record.status not in ("downloading", "updating"):
+        if record.status not in (ModelState.DOWNLOADING, ModelState.UPDATING):
             continue
         name = record.name
         try:
@@ -185,12 +184,12 @@ def reset_stale_downloads(settings: Settings, store, stale_after_s: float | None
             continue
         mine = owner is not None and owner.get("host") in (here, None)
         quiet_for = time.time() - (record.updated_at or 0)
-        if not mine and (quiet_for < stale_after_s or record.status == "updating"):
+        if not mine and (quiet_for < stale_after_s or record.status == ModelState.UPDATING):
             # An "updating" model stays usable, and one still waiting in the queue has no trace anywhere yet: only
             # its own consumer's restart (which finds the trace) resets it.
             continue
         _settle(settings, store, name, error="the download stopped when its consumer did; download again "
-                "(it resumes where it stopped)", status_if_missing="absent")
+                "(it resumes where it stopped)", status_if_missing=ModelState.ABSENT)
         if owner is not None:
             clear_interrupted(settings.model_dir, name)
         log.info("model %s: reset a download its consumer left unfinished", name)
@@ -236,7 +235,7 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
         record = store.get_model(name)
     except NotFound:
         record = None
-    if record is not None and (record.status in DOWNLOADING_MODEL_STATUSES or record.status == "removing"):
+    if record is not None and (record.status in DOWNLOADING_MODEL_STATES or record.status == ModelState.REMOVING):
         raise ModelError(f"{name} is {record.status}: wait for that to finish (or cancel it), then upload")
     install_model_files(
         settings.model_dir, name, config_text, checkpoint_file,
@@ -251,10 +250,10 @@ def install_uploaded_model(settings: Settings, store, name: str, checkpoint_file
 
     manifest = model_status(settings.model_dir, name) or {}
     if default is not None:
-        store.update_model(name, status="ready", size=manifest.get("size"), sha256=manifest.get("sha256"),
+        store.update_model(name, status=ModelState.READY, size=manifest.get("size"), sha256=manifest.get("sha256"),
                            progress_bytes=manifest.get("size"), total_bytes=manifest.get("size"), error=None)
     else:
-        store.upsert_model(name, "", "", is_default=False, status="ready", size=manifest.get("size"),
+        store.upsert_model(name, "", "", is_default=False, status=ModelState.READY, size=manifest.get("size"),
                            sha256=manifest.get("sha256"), progress_bytes=manifest.get("size"),
                            total_bytes=manifest.get("size"), source=SourceKind.UPLOAD)
     return f"{name} installed from the uploaded files and ready ({manifest.get('size', 0) / 1e6:.0f} MB)."

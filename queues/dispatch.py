@@ -15,6 +15,7 @@ from queues.config import STALE_AFTER_S, UnknownQueueError
 from queues.heartbeat import worker_is_dead
 from sam2_tracking.jobs.seeds import seeds_to_json
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import JobState, ModelState
 from sam2_tracking.types import JobSpec, SeedError
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def enqueue_model_download(settings: Settings, store, name: str, queue: str, for
     """Ask a consumer of `queue` to download model `name` into its model store; returns the no-worker warning.
     A forced re-download of a usable model marks it "updating": jobs keep using the version on disk meanwhile."""
     record = store.get_model(name)  # raises NotFound for a name the catalogue does not list
-    status = "updating" if force and record.usable else "queued"
+    status = ModelState.UPDATING if force and record.usable else ModelState.QUEUED
     store.update_model(name, status=status, progress_bytes=0, total_bytes=None, error=None)
     tasks.send(settings, queue, "download_model", name, force)
     return no_worker_warning(store, queue)
@@ -132,9 +133,9 @@ def live_workers_by_queue(settings: Settings, store) -> dict[str, list]:
 def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> str | None:
     """Ask a consumer of `queue` to delete model `name` from its model store (the store it downloads into)."""
     record = store.get_model(name)
-    waiting = [job for job in store.list_jobs(statuses=["queued", "running"], limit=None)
+    waiting = [job for job in store.list_jobs(statuses=[JobState.QUEUED, JobState.RUNNING], limit=None)
                if job.spec.model_name == name]
-    running = [job.job_id for job in waiting if job.status == "running"]
+    running = [job.job_id for job in waiting if job.status == JobState.RUNNING]
     if running:
         raise ValueError(f"model {name!r} is used by running job(s) {', '.join(map(str, running))}: cancel them "
                          "(Admin jobs table) or wait, then remove")
@@ -142,7 +143,7 @@ def enqueue_model_removal(settings: Settings, store, name: str, queue: str) -> s
     # it: cancel it here, telling its owner why, rather than let it block the removal.
     for job in waiting:
         cancel_job(settings, store, job.job_id, reason=f"cancelled: an admin removed the model {name!r}")
-    store.update_model(name, status="removing" if record.status != "absent" else record.status)
+    store.update_model(name, status=ModelState.REMOVING if record.status != ModelState.ABSENT else record.status)
     tasks.send(settings, queue, "remove_model", name)
     return no_worker_warning(store, queue)
 
@@ -152,7 +153,7 @@ def requeue_dead_workers_jobs(settings: Settings, store, queue: str) -> list[int
     heartbeat calls this for each queue it serves."""
     live = {w.worker_id: w for w in store.list_workers(queue=queue, max_age_s=STALE_AFTER_S)}
     requeued = []
-    for job in store.list_jobs(statuses=["running"], limit=None):
+    for job in store.list_jobs(statuses=[JobState.RUNNING], limit=None):
         if job.queue != queue or not worker_is_dead(job.worker, live):
             continue
         # The store flips running -> queued only if the job still names that worker, so two consumers that both
@@ -169,7 +170,7 @@ def stop_jobs(settings: Settings, store, reason: str) -> list[int]:
     """Stop every queued and running tracking job: queued ones are cancelled at once, running ones stop within a
     frame keeping their committed frames. `reason` is the message their owners read. Returns the job ids."""
     stopped = []
-    for job in store.list_jobs(statuses=["queued", "running"], limit=None):
+    for job in store.list_jobs(statuses=[JobState.QUEUED, JobState.RUNNING], limit=None):
         cancel_job(settings, store, job.job_id, reason=reason)
         stopped.append(job.job_id)
     return stopped

@@ -16,7 +16,7 @@ import time
 
 from queues.catalogue import cancel_throttle, download_limits, progress_throttle
 from sam2_tracking.settings import Settings
-from sam2_tracking.states import SourceKind
+from sam2_tracking.states import JobState, Lease, SourceKind
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
 
     def on_progress(done: int, total: int | None) -> None:
         if progress_writes.due():
-            if store.job_lease(job_id, worker_id) != "ok":
+            if store.job_lease(job_id, worker_id) != Lease.OK:
                 return  # never overwrite the reason someone gave for a cancel
             of_total = f" of {total / 1e6:.0f}" if total else ""
             store.update_job(job_id, message=f"{FETCHING_NOTE} {name} onto {host}: {done / 1e6:.0f}{of_total} MB",
@@ -115,7 +115,7 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
 
     def should_cancel() -> bool:
         # Cancelled, or handed to another worker: either way this fetch is not needed now.
-        return cancel_checks.due() and store.job_lease(job_id, worker_id) != "ok"
+        return cancel_checks.due() and store.job_lease(job_id, worker_id) != Lease.OK
 
     store.update_job(job_id, message=f"{FETCHING_NOTE} {name} onto {host}")
     log.info("job %s: model %s is not in %s; fetching it from %s", job_id, name, settings.model_dir,
@@ -126,7 +126,7 @@ def _fetch_claimed(settings: Settings, store, job, worker_id: str, replace: bool
     except DownloadCancelled:
         # The fetch's note goes, a reason given with the cancel stays; nothing changes if the job was handed on.
         note = store.get_job(job_id).message or ""
-        store.finish_job(job_id, worker_id, "cancelled", **({"message": None} if note.startswith(FETCHING_NOTE) else {}))
+        store.finish_job(job_id, worker_id, JobState.CANCELLED, **({"message": None} if note.startswith(FETCHING_NOTE) else {}))
         return False
     except Exception as exc:
         discard_download(settings.model_dir, name)
@@ -157,7 +157,7 @@ def _catalogue_entry(record):
 
 def _fail_job(store, job_id: int, worker_id: str, message: str) -> bool:
     # Through the lease: nothing changes if the job was handed to another worker meanwhile.
-    if store.finish_job(job_id, worker_id, "failed", error=message):
+    if store.finish_job(job_id, worker_id, JobState.FAILED, error=message):
         log.warning("job %s failed before tracking: %s", job_id, message)
     return False
 

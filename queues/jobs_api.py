@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 from queues import dispatch
 from sam2_tracking.settings import Settings
-from sam2_tracking.states import FINISHED_JOB_STATES
-from sam2_tracking.store import DOWNLOADING_MODEL_STATUSES
+from sam2_tracking.states import DOWNLOADING_MODEL_STATES, FINISHED_JOB_STATES, JobState, ModelState
 
 ANONYMOUS = "anonymous"
 # A browser-made anonymous id (e.g. a random token kept in localStorage): short and plain, as it is stored and shown.
@@ -96,7 +95,7 @@ def frames_tracked(job) -> int:
     from sam2_tracking.types import Direction
 
     done = job.frames_done
-    if job.status != "running":
+    if job.status != JobState.RUNNING:
         return done
     if job.notification is not None:
         done = max(done, job.notification.frames_done)
@@ -108,7 +107,7 @@ def frames_tracked(job) -> int:
 def job_view(store, job) -> JobView:
     note = job.notification
     message = job.error or job.message
-    if job.status == "queued" and message is None:
+    if job.status == JobState.QUEUED and message is None:
         message = dispatch.no_worker_warning(store, job.queue)
     return JobView(
         job_id=job.job_id, owner=job.owner, dataset_id=job.dataset_id, track_ids=tuple(job.spec.track_ids),
@@ -174,7 +173,7 @@ def list_downloads(store, caller: Caller) -> list[DownloadView]:
     if not caller.is_admin:
         raise JobAccessError("only the admin sees model downloads")
     return [DownloadView(m.name, m.status, m.progress_bytes, m.total_bytes, m.error) for m in store.list_models()
-            if m.status in (*DOWNLOADING_MODEL_STATUSES, "removing", "failed")]
+            if m.status in (*DOWNLOADING_MODEL_STATES, ModelState.REMOVING, ModelState.FAILED)]
 
 
 def stop_all_jobs(settings: Settings, store, caller: Caller, reason: str) -> list[int]:

@@ -20,6 +20,7 @@ from queues.config import get_huey, get_store
 from queues.identity import identity_for, served_settings
 from queues.runner import run_tracking_job
 from sam2_tracking.settings import Settings
+from sam2_tracking.states import ModelState
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def run_model_removal(settings: Settings, name: str) -> str:
     record = store.get_model(name)
     remove_model(settings.model_dir, name)
     if record.is_default:
-        store.update_model(name, status="absent", progress_bytes=None, total_bytes=None, error=None)
+        store.update_model(name, status=ModelState.ABSENT, progress_bytes=None, total_bytes=None, error=None)
     else:
         store.delete_model(name)
     return "removed"
