@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 
-from sam2_tracking.states import DOWNLOADING_MODEL_STATES
 from sam2_tracking.store.core import StoreCore
 from sam2_tracking.store.import_export import ImportExportMixin
 from sam2_tracking.store.job_results import JobResultsMixin
@@ -47,9 +46,6 @@ from sam2_tracking.store.records import (
 from sam2_tracking.store.sql_schema import SCHEMA_VERSION
 from sam2_tracking.store.tracks import TracksMixin
 
-# Kept for the UI and queue modules that test membership with it; the states live in sam2_tracking.states.
-DOWNLOADING_MODEL_STATUSES = DOWNLOADING_MODEL_STATES
-
 
 class Store(TracksMixin, JobsMixin, JobResultsMixin, ImportExportMixin, StoreCore):
     """The whole store API; see each mixin for its part. Thread-safe; one per process is enough."""
@@ -61,7 +57,7 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 __all__ = [
-    "DATASET_KINDS", "DOWNLOADING_MODEL_STATUSES", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
+    "DATASET_KINDS", "SCHEMA_VERSION", "CreateTrack", "Dataset", "DeleteFeature",
     "DeleteTrack", "Edit", "EditError", "Feature", "Job", "JobNotification", "LeaseLost", "ModelRecord", "NotFound",
     "RevisionConflict", "SavedRevision", "Store", "StoreError", "Track", "UpdateTrack", "UpsertKeyframe", "Worker",
     "open_store", "spec_from_json", "spec_to_json",
