@@ -9,7 +9,8 @@ so threads scale), and hand over uint8 images. The model's thread only copies a 
 Exactness: sam2's load_video_frames resizes with PIL, divides by 255 in float64, casts to float32, then subtracts the
 mean and divides by the std in float32. Dividing the uint8 value by 255 directly in float32 gives the same bits
 (double rounding of a quotient from 53 to 24 bits is innocuous), and float32 subtraction and division are correctly
-rounded on CPU and GPU alike, so the tensors, and therefore the masks, are bit-identical to stock.
+rounded on CPU and GPU alike (dividing by a tensor: see _normalise), so the tensors, and therefore the masks, are
+bit-identical to stock.
 
 Memory: at most `depth` preprocessed frames (image_size^2 x 3 bytes each) wait between the workers and the model,
 plus, per worker, the frame it is decoding. Frames asked for outside the plan (seeding, a preview of the start frame)
@@ -77,6 +78,9 @@ class FrameFeeder:
         self._kept: dict[int, np.ndarray] = {}
         self._mean = torch.tensor(IMG_MEAN, dtype=torch.float32, device=self.device)[:, None, None]
         self._std = torch.tensor(IMG_STD, dtype=torch.float32, device=self.device)[:, None, None]
+        # A tensor, not the number 255.0: on CUDA, division by a Python scalar runs as multiplication by its
+        # reciprocal, one bit off stock's division for 160 of the 256 pixel values; tensor by tensor is true division.
+        self._255 = torch.tensor(255.0, dtype=torch.float32, device=self.device)
         self._cuda = self.device.type == "cuda"
         self._source_lock = threading.Lock()  # the source (its decoder and cache) is used by one thread at a time
         self._cond = threading.Condition()
@@ -216,7 +220,7 @@ class FrameFeeder:
     def _normalise(self, image: Any) -> Any:
         torch = self._torch
         image = image.to(self.device, non_blocking=True).permute(2, 0, 1).contiguous()
-        image = image.to(torch.float32) / 255.0
+        image = image.to(torch.float32) / self._255
         image -= self._mean
         image /= self._std
         return image
