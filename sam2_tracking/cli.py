@@ -16,6 +16,7 @@ job and batch-writing code the queue consumers use, then exports from that store
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import tempfile
@@ -66,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from sam2_tracking.logging_setup import setup_logging
+
+    # One progress bar (ours, disable=--quiet) instead of SAM2's per-pass bars and its '_C' warning interleaved.
+    setup_logging(logging.WARNING)
     from sam2_tracking.formats import FormatError
     from sam2_tracking.store.records import StoreError
     from sam2_tracking.types import SeedError
@@ -179,6 +184,7 @@ def run_track(args: argparse.Namespace) -> Path:
     from sam2_tracking.store import open_store
 
     objects = seed_objects(args)
+    check_entering_video(args.video)
     model_dir = resolve_model_dir(args.model)
     with tempfile.TemporaryDirectory(prefix="sam2t-cli-") as tmp, open_video(args.video) as frames:
         store_path = Path(args.store) if args.store else Path(tmp) / "store.db"
@@ -342,6 +348,7 @@ def run_convert(args: argparse.Namespace) -> Path:
         return write_annotations(annotations, args.output, args.format)
     from sam2_tracking.engine.video import open_video
 
+    check_entering_video(args.video)
     with open_video(args.video) as frames:
         # Read against the video's size: every size the file declares is checked before a mask is decoded.
         annotations = load_annotations(args.input, args.from_format, frame_size=(frames.height, frames.width),
@@ -358,6 +365,18 @@ def run_convert(args: argparse.Namespace) -> Path:
         report(export_notes(annotations, args.format), "not exported")
         video_frames = frames.iter_frames() if args.format == "mp4" else None
         return write_annotations(annotations, args.output, args.format, frames=video_frames)
+
+
+def check_entering_video(path: str) -> None:
+    """The app's upload check (upload_checks.check_video_upload: file size, the zip's directory, every frame's or
+    the stream's header against SAM2T_MAX_FRAME_PIXELS) on a video given here, before a frame is decoded: a small
+    zip can declare frames that take gigabytes to decode. Raises UploadError (a ValueError: exit status 2) with the
+    message the app gives; a missing path is left to open_video's message."""
+    from sam2_tracking.settings import load_settings
+    from sam2_tracking.upload_checks import check_video_upload
+
+    if Path(path).exists():
+        check_video_upload(path, load_settings())
 
 
 def import_limits():
