@@ -49,10 +49,20 @@ def main() -> int:
     from sam2_tracking.logging_setup import setup_logging
 
     setup_logging()  # before the imports below: tqdm reads TQDM_* when gradio's dependencies first import it
-    from sam2_tracking.settings import load_settings
-    from ui.app_ui import build_ui, serve
+    from sam2_tracking.settings import load_settings, require_logins_when_reachable
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+        # Before anything is opened or imported: with no login, only this machine may reach the app (or SAM2T_OPEN).
+        require_logins_when_reachable(settings)
+    except ValueError as error:
+        # A setting to change, not a bug: its message alone, no traceback.
+        logging.getLogger("app").error("%s", error)
+        return 2
+    from ui.app_ui import build_ui, serve
+    from ui.auth import trust_proxy_headers_only_from
+
+    trust_proxy_headers_only_from(settings.trusted_proxies)
     store = prepare(settings)
     consumers = start_embedded_consumers(settings)
     demo = build_ui(settings, store)

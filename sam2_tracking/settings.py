@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +46,14 @@ class Settings:
     queue_names: the Huey queues the app offers; annotators pick one per job.
     embedded_consumers: queues that app.py serves with a consumer inside its own process (laptop trial / Space).
     admin_user / admin_password: login for the Admin tab; an empty password means no login at all and everyone
-        may use the Admin tab (the local trial; the app then listens on 127.0.0.1 only by default).
+        may use the Admin tab (the local trial; the app then listens on 127.0.0.1 only by default). app.py refuses
+        to start without a password where others can reach it (require_logins_when_reachable), unless open_access.
     annotators: extra (user, password) logins that may annotate but not administer; used only with a password set.
+    open_access: SAM2T_OPEN, "no logins, on purpose": lets app.py listen on a non-loopback address (or behind
+        trusted_proxies) without an admin password; everyone who reaches it is admin. Refused with a password set.
+    trusted_proxies: SAM2T_TRUSTED_PROXIES, the reverse proxies (IP addresses or networks) whose X-Forwarded-For is
+        believed; default none. The client address (the login throttle's key) is the socket peer, or, when that
+        peer is listed, the right-most X-Forwarded-For address that is not a listed proxy.
     """
 
     data_dir: Path
@@ -58,6 +65,8 @@ class Settings:
     admin_user: str = "admin"
     admin_password: str = ""
     annotators: tuple[tuple[str, str], ...] = ()
+    open_access: bool = False
+    trusted_proxies: tuple[str, ...] = ()
     host: str = "127.0.0.1"
     port: int = 7860
     sample_video: bool = True
@@ -119,6 +128,11 @@ class Settings:
                                 ("DOWNLOAD_READ_TIMEOUT_SECONDS", self.download_read_timeout_seconds)):
             if value < 1:
                 raise ValueError(f"{ENV_PREFIX}{env_name} must be at least 1, got {value}")
+        for entry in self.trusted_proxies:
+            _check_proxy_entry(entry)
+        if self.open_access and self.admin_password:
+            raise ValueError(f"{ENV_PREFIX}OPEN=1 means no logins, but {ENV_PREFIX}ADMIN_PASSWORD is set: "
+                             "unset one of them")
         if self.viewer_cache_bytes < 0:
             raise ValueError(f"{ENV_PREFIX}VIEWER_CACHE_BYTES must be 0 (off) or more, got {self.viewer_cache_bytes}")
 
@@ -155,6 +169,48 @@ class Settings:
     @property
     def admin_auth_enabled(self) -> bool:
         return bool(self.admin_password)
+
+
+def _check_proxy_entry(entry: str) -> None:
+    # Parsed as uvicorn parses FORWARDED_ALLOW_IPS (ui/auth.py hands it this list), but strictly: uvicorn keeps
+    # what it cannot parse ("*", a host name, 10.0.0.1/8 with host bits) as a literal that matches nothing, or,
+    # for "*", everyone; here either is an error naming the setting.
+    try:
+        if "/" in entry:
+            ipaddress.ip_network(entry)
+        else:
+            ipaddress.ip_address(entry)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}TRUSTED_PROXIES lists {entry!r}: give the proxies' IP addresses or networks, "
+                         "e.g. 127.0.0.1,10.0.0.0/24 (no host names, no *)") from None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether listening on `host` keeps the app on this machine (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # 0.0.0.0 and :: parse; any other host name may resolve anywhere
+
+
+def require_logins_when_reachable(settings: Settings) -> None:
+    """Raise ValueError when app.py would serve others without any login: no admin password, no SAM2T_OPEN, and a
+    non-loopback address or a trusted proxy in front. The laptop trial (127.0.0.1, no password) passes; a Space
+    without a password was already refused by load_settings."""
+    if settings.admin_auth_enabled or settings.open_access:
+        return
+    if not is_loopback_host(settings.host):
+        where = f"would listen on {settings.host} ({ENV_PREFIX}HOST), which other machines can reach,"
+    elif settings.trusted_proxies:
+        where = f"would be reached through the proxies in {ENV_PREFIX}TRUSTED_PROXIES"
+    else:
+        return
+    raise ValueError(f"refusing to start: the app {where} and {ENV_PREFIX}ADMIN_PASSWORD is empty, so there would be "
+                     f"no login and everyone could use the Admin tab. Either set {ENV_PREFIX}ADMIN_PASSWORD to "
+                     f"require logins, or set {ENV_PREFIX}OPEN=1 to serve without logins on purpose.")
 
 
 def _env_accounts(name: str) -> tuple[tuple[str, str], ...]:
@@ -221,6 +277,8 @@ def load_settings() -> Settings:
         admin_user=_env("ADMIN_USER", "admin"),
         admin_password=_env("ADMIN_PASSWORD", ""),
         annotators=_env_accounts("ANNOTATORS"),
+        open_access=_env_bool("OPEN", False),
+        trusted_proxies=_env_list("TRUSTED_PROXIES", ""),
         # A Space routes its public address to 0.0.0.0:7860 inside the container; a laptop listens on loopback only.
         host=_env("HOST", "0.0.0.0" if space else "127.0.0.1"),
         port=port,

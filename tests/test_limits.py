@@ -1,7 +1,9 @@
-"""Login throttling, export retention and the launch options that carry the limits (fast, in-process)."""
+"""Login throttling (and whose address it counts: proxy headers only from SAM2T_TRUSTED_PROXIES), export retention
+and the launch options that carry the limits (in-process, and two real app processes marked slow)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -75,6 +77,48 @@ def test_launch_options_carry_the_upload_limit_and_the_throttled_login(tmp_path)
     assert "auth" not in local and local["max_file_size"] == Settings.max_upload_bytes
 
 
+def test_trusted_proxies_must_be_addresses_or_networks(tmp_path):
+    assert _settings(tmp_path, trusted_proxies=("127.0.0.1", "::1", "10.0.0.0/8")).trusted_proxies[2] == "10.0.0.0/8"
+    # "*" would believe everyone; a host name or a network with host bits would silently match nothing in uvicorn.
+    for bad in ("*", "proxy.local", "10.0.0.1/8"):
+        with pytest.raises(ValueError, match="SAM2T_TRUSTED_PROXIES lists"):
+            _settings(tmp_path, trusted_proxies=(bad,))
+
+
+def _throttle_key_address(monkeypatch, proxies: tuple[str, ...], peer: str, forwarded: str | None) -> str:
+    """The address the login throttle counts for one request, through uvicorn's own Config built as Gradio 6.31's
+    start_server builds it (no forwarded_allow_ips), after app.py's trust_proxy_headers_only_from()."""
+    import uvicorn
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # what a deployer may have set: replaced, and restored after
+    auth.trust_proxy_headers_only_from(proxies)
+    seen = []
+
+    async def route(scope, receive, send):
+        seen.append(auth._client_address.get())
+
+    config = uvicorn.Config(app=auth.ClientAddressMiddleware(route), host="127.0.0.1", port=0, log_level="warning")
+    config.load()
+    headers = [(b"x-forwarded-for", forwarded.encode())] if forwarded else []
+    scope = {"type": "http", "client": (peer, 5000), "headers": headers, "scheme": "http", "path": "/login"}
+    asyncio.run(config.loaded_app(scope, None, None))
+    return seen[0]
+
+
+def test_the_throttle_counts_the_socket_peer_unless_it_is_a_listed_proxy(monkeypatch):
+    # By default no peer is a proxy, loopback included (uvicorn's own default trusts 127.0.0.1 and ::1).
+    assert _throttle_key_address(monkeypatch, (), "127.0.0.1", "198.51.100.1") == "127.0.0.1"
+    assert _throttle_key_address(monkeypatch, (), "::1", "198.51.100.1") == "::1"
+    proxies = ("127.0.0.1", "10.0.0.0/8")
+    # From a listed proxy: the right-most address that is not a listed proxy, so a client cannot choose its own
+    # address by sending X-Forwarded-For of its own (the proxy appends the real one after it).
+    assert _throttle_key_address(monkeypatch, proxies, "127.0.0.1", "198.51.100.1, 10.1.2.3") == "198.51.100.1"
+    assert _throttle_key_address(monkeypatch, proxies, "127.0.0.1", "6.6.6.6, 198.51.100.1") == "198.51.100.1"
+    assert _throttle_key_address(monkeypatch, proxies, "127.0.0.1", None) == "127.0.0.1"
+    # A peer that is not listed is itself the client, whatever it sends.
+    assert _throttle_key_address(monkeypatch, proxies, "192.0.2.9", "198.51.100.1") == "192.0.2.9"
+
+
 def test_old_exports_are_removed_and_each_user_keeps_at_most_n(tmp_path):
     root = tmp_path / "exports"
     ann, other = user_export_dir(root, "ann"), user_export_dir(root, "a/../nn")
@@ -120,25 +164,49 @@ def test_uploads_and_imports_share_a_pool_of_concurrent_runs(tmp_path, store):
     assert limits == {"upload_video": (3, "file_uploads"), "import_annotations": (3, "file_uploads")}
 
 
-@pytest.mark.slow
-def test_the_running_app_throttles_logins_per_user_and_address(tmp_path):
-    """End to end: the middleware hands the address to the auth callable inside Gradio's own /login route."""
-    import httpx
-
+def _throttled_app(tmp_path, **env: str):
     from sam2_tracking.testing.app_server import AppServer
 
     data_dir = tmp_path / "data"
-    server = AppServer(data_dir, data_dir / "models", SAM2T_ADMIN_PASSWORD="admin-secret",
-                       SAM2T_ANNOTATORS="ann:ann-secret", SAM2T_EMBED_CONSUMERS="none", SAM2T_SAMPLE_VIDEO="false",
-                       SAM2T_LOGIN_MAX_FAILURES="2", SAM2T_LOGIN_BACKOFF_SECONDS="600")
-    try:
-        def login(user, password):
-            return httpx.post(server.url + "login", data={"username": user, "password": password}, timeout=30)
+    return AppServer(data_dir, data_dir / "models", SAM2T_ADMIN_PASSWORD="admin-secret",
+                     SAM2T_ANNOTATORS="ann:ann-secret", SAM2T_EMBED_CONSUMERS="none", SAM2T_SAMPLE_VIDEO="false",
+                     SAM2T_LOGIN_MAX_FAILURES="2", SAM2T_LOGIN_BACKOFF_SECONDS="600", **env)
 
-        assert [login("ann", "guess").status_code for _ in range(2)] == [400, 400]
-        locked = login("ann", "ann-secret")
+
+def _login(server, user: str, password: str, forwarded: str | None = None):
+    import httpx
+
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return httpx.post(server.url + "login", data={"username": user, "password": password}, headers=headers, timeout=30)
+
+
+@pytest.mark.slow
+def test_the_running_app_throttles_logins_per_user_and_address_whatever_x_forwarded_for_says(tmp_path):
+    """End to end: the middleware hands the address to the auth callable inside Gradio's own /login route. The
+    requests come from 127.0.0.1, as through a local reverse proxy, each naming another client in X-Forwarded-For:
+    with no SAM2T_TRUSTED_PROXIES that header is not believed, so they all count against 127.0.0.1."""
+    server = _throttled_app(tmp_path)
+    try:
+        assert [_login(server, "ann", "guess", f"198.51.100.{n}").status_code for n in (1, 2)] == [400, 400]
+        locked = _login(server, "ann", "ann-secret", "198.51.100.3")
         assert locked.status_code == 429 and "Too many failed logins for 'ann': try again in" in locked.text
-        assert login("admin", "admin-secret").status_code == 200  # another user from the same address
+        assert _login(server, "ann", "ann-secret").status_code == 429
+        assert _login(server, "admin", "admin-secret", "198.51.100.4").status_code == 200  # another user
+        assert server.process.poll() is None
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_behind_a_listed_proxy_each_forwarded_client_is_throttled_on_its_own(tmp_path):
+    server = _throttled_app(tmp_path, SAM2T_TRUSTED_PROXIES="127.0.0.1")
+    try:
+        assert [_login(server, "ann", "guess", "203.0.113.5").status_code for _ in range(2)] == [400, 400]
+        assert _login(server, "ann", "ann-secret", "203.0.113.5").status_code == 429
+        # Another client behind the same proxy is not locked out by the first one's failures.
+        assert _login(server, "ann", "ann-secret", "203.0.113.6").status_code == 200
+        # The locked-out client prepending an address of its choice: the proxy appends the real one, which counts.
+        assert _login(server, "ann", "ann-secret", "198.51.100.9, 203.0.113.5").status_code == 429
         assert server.process.poll() is None
     finally:
         server.stop()

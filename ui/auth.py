@@ -9,9 +9,11 @@ import contextvars
 import hmac
 import logging
 import math
+import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import gradio as gr
 
@@ -24,7 +26,8 @@ MAX_TRACKED_LOGINS = 10_000
 
 # Gradio calls the auth callable with (username, password) only; ClientAddressMiddleware puts the caller's address
 # here for the duration of each HTTP request, so the throttle can count failures per user AND address (counting per
-# user alone would let anyone lock the admin out).
+# user alone would let anyone lock the admin out). The address is the one uvicorn settled on, which
+# trust_proxy_headers_only_from() makes the real peer.
 _client_address: contextvars.ContextVar[str] = contextvars.ContextVar("client_address", default="unknown")
 
 log = logging.getLogger("ui")
@@ -69,8 +72,31 @@ class LoginThrottle:
                 self._failures.popitem(last=False)
 
 
+def trust_proxy_headers_only_from(proxies: Sequence[str]) -> None:
+    """Make uvicorn believe X-Forwarded-For only from `proxies` (SAM2T_TRUSTED_PROXIES, already validated); call it
+    before launch().
+
+    Gradio 6.31 starts uvicorn itself (gradio/http_server.py, start_server) with a uvicorn.Config that names no
+    forwarded_allow_ips, so uvicorn reads FORWARDED_ALLOW_IPS and, when it is unset, trusts 127.0.0.1 and ::1: behind
+    a local reverse proxy, a client could put any address in X-Forwarded-For and start a fresh throttle count with
+    each one. Set to the list ("" trusts no peer), uvicorn's ProxyHeadersMiddleware rewrites the client address only
+    when the socket peer is listed, to the right-most X-Forwarded-For address that is not a listed proxy (what the
+    proxy itself saw), and leaves it the socket peer otherwise. Every route sees that address, the login throttle
+    through ClientAddressMiddleware.
+    """
+    value = ",".join(proxies)
+    previous = os.environ.get("FORWARDED_ALLOW_IPS")
+    if previous is not None and previous != value:
+        log.warning("FORWARDED_ALLOW_IPS=%r is replaced by SAM2T_TRUSTED_PROXIES=%r: list the proxies there",
+                    previous, value)
+    os.environ["FORWARDED_ALLOW_IPS"] = value
+    if proxies:
+        log.info("X-Forwarded-For is believed from %s only", value)
+
+
 class ClientAddressMiddleware:
-    """Plain ASGI middleware (it runs in the request's own task, so the context variable reaches the login route)."""
+    """Plain ASGI middleware (it runs in the request's own task, so the context variable reaches the login route).
+    It sits inside uvicorn's ProxyHeadersMiddleware, so scope["client"] is already the resolved client address."""
 
     def __init__(self, app) -> None:
         self.app = app
