@@ -50,14 +50,17 @@ def mount_preview_route(router, settings, store) -> None:
 
     Body: {"frame_idx": int, "track_id": int | null, "box": [x1, y1, x2, y2] | null, "clicks": [[x, y, positive]],
     "model": str, "queue": str}. Answer: {"present", "score", "counts" (COCO RLE at video size, or null), "box",
-    "encoded", "compute_ms", "wait_ms"}; a request that cannot be served gets 400 {"error": message}.
+    "encoded", "compute_ms", "wait_ms"}; a request that cannot be served gets 400 {"error": message}, a URL id no row
+    can hold 404 {"detail": message} (web.ids).
     """
     from queues.seed_preview import PreviewError, request_preview
     from ui.admin import tracking_on
+    from web.ids import route_id
     from web.routes import require_login
 
-    def preview(dataset_id: int, request: Request, payload: dict = Body(...)) -> JSONResponse:  # noqa: B008
+    def preview(dataset_id: str, request: Request, payload: dict = Body(...)) -> JSONResponse:  # noqa: B008
         require_login(request)
+        dataset_id = route_id(dataset_id, "video")  # 404 for an id no row can hold (web.ids)
         if not tracking_on(store):
             return _refused("SAM2 is turned off: an admin turns on SAM2 and mask tracking in the Admin tab.")
         if not isinstance(payload, dict):

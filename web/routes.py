@@ -7,7 +7,8 @@ The viewer draws everything itself; the server only hands out data:
 
 Every route runs Gradio's own login check (the same session cookie the page uses): a page that may not load the
 app may not read its frames either. Every logged-in account may open every video (there are no per-video rights
-yet); an unknown video or frame is a 404, not an error page.
+yet); an unknown video or frame is a 404, not an error page. Ids arrive as text and are parsed by web.ids: one that
+no row can hold ("abc", -1, 2^63) is a 404 too, before the store is asked.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections import OrderedDict
 # At module level: FastAPI reads the handlers' annotations (strings here) from this module's globals.
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
+
+from web.ids import query_index, route_id
 
 MAX_MASK_RANGE = 500  # frames per /masks request: a bounded response whatever the client asks for
 
@@ -112,7 +115,8 @@ def mount_viewer_routes(router, store, frames, packs=None) -> None:
 
     jpegs = JpegCache()
 
-    def dataset_or_404(dataset_id: int):
+    def dataset_or_404(text: str):
+        dataset_id = route_id(text, "video")
         try:
             return store.get_dataset(dataset_id)
         except NotFound:
@@ -128,29 +132,30 @@ def mount_viewer_routes(router, store, frames, packs=None) -> None:
             jpegs.put(key, data)
         return data
 
-    async def frame_jpeg(dataset_id: int, frame_idx: int, request: Request) -> Response:
+    async def frame_jpeg(dataset_id: str, frame_idx: str, request: Request) -> Response:
         # Async so that a request the browser has given up on (a prefetch overtaken by a jump elsewhere) is dropped
         # before it decodes: the decoder of a video serves one request at a time.
         require_login(request)
+        index = route_id(frame_idx, "frame")
         dataset = await run_in_threadpool(dataset_or_404, dataset_id)
-        if not 0 <= frame_idx < dataset.frame_count:
-            raise HTTPException(status_code=404, detail=f"Frame {frame_idx} is outside the video.")
-        data = await run_in_threadpool(packs.get, dataset.dataset_id, dataset.path, frame_idx) if packs else None
+        if not 0 <= index < dataset.frame_count:
+            raise HTTPException(status_code=404, detail=f"Frame {index} is outside the video.")
+        data = await run_in_threadpool(packs.get, dataset.dataset_id, dataset.path, index) if packs else None
         if data is None:
             if await request.is_disconnected():
                 return Response(status_code=499)  # nginx's "client closed request": nobody reads this answer
-            data = await run_in_threadpool(decoded_jpeg, dataset, frame_idx)
+            data = await run_in_threadpool(decoded_jpeg, dataset, index)
         # Frames never change for a given dataset id, so the browser may keep them for the session.
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
-    def masks(dataset_id: int, request: Request, start: int = 0, stop: int = 1) -> JSONResponse:
+    def masks(dataset_id: str, request: Request, start: str | None = None, stop: str | None = None) -> JSONResponse:
         require_login(request)
         dataset = dataset_or_404(dataset_id)
-        start = max(0, min(int(start), dataset.frame_count))
-        stop = max(start, min(int(stop), dataset.frame_count, start + MAX_MASK_RANGE))
+        start = max(0, min(query_index(start, "start", 0), dataset.frame_count))
+        stop = max(start, min(query_index(stop, "stop", 1), dataset.frame_count, start + MAX_MASK_RANGE))
         return JSONResponse(features_payload(store, dataset, start, stop), headers={"Cache-Control": "no-store"})
 
-    def timeline(dataset_id: int, request: Request) -> JSONResponse:
+    def timeline(dataset_id: str, request: Request) -> JSONResponse:
         require_login(request)
         return JSONResponse(timeline_payload(store, dataset_or_404(dataset_id)), headers={"Cache-Control": "no-store"})
 

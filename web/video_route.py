@@ -20,6 +20,7 @@ from fastapi import HTTPException, Request
 from fastapi.responses import FileResponse
 
 from sam2_tracking.engine.remote_video import HASH_HEADER, ROUTE
+from web.ids import route_id
 
 
 class _HashCache:
@@ -60,15 +61,14 @@ def mount_worker_video_route(router, settings, store) -> None:
     hashes = _HashCache()
 
     @router.api_route(ROUTE, methods=["GET", "HEAD"], include_in_schema=False)
-    def worker_video(dataset_id: int, request: Request):
+    def worker_video(dataset_id: str, request: Request):
         if not token_matches(settings.worker_token, request.headers.get("authorization")):
             raise HTTPException(status_code=401, detail="a worker token is required",
                                 headers={"WWW-Authenticate": "Bearer"})
         from sam2_tracking.store import NotFound
 
+        dataset_id = route_id(dataset_id, "dataset")  # 404 for an id no row can hold, before the store sees it
         try:
-            if not 0 < dataset_id < 2**63:  # beyond a database integer: no such row, and no OverflowError either
-                raise NotFound(f"no dataset {dataset_id}")
             dataset = store.get_dataset(dataset_id)
         except NotFound as exc:
             raise HTTPException(status_code=404, detail=f"no dataset {dataset_id}") from exc
