@@ -229,9 +229,11 @@ def test_the_seed_preview_route_needs_a_login_and_answers_bad_requests_with_a_me
         ]:
             response = httpx.post(url, json=body, cookies=cookies)
             assert response.status_code == 400 and words in response.json()["error"].lower(), (body, response.text)
-        for dataset_id in (999, 10**30):
-            answer = httpx.post(f"{server.url}viewer/preview/{dataset_id}", json=good, cookies=cookies).json()
-            assert answer["error"].startswith("Unknown video")
+        answer = httpx.post(f"{server.url}viewer/preview/999", json=good, cookies=cookies).json()
+        assert answer["error"].startswith("Unknown video")
+        # An id no row can hold is refused at the route (web.ids), before the preview is asked.
+        refused = httpx.post(f"{server.url}viewer/preview/{10**30}", json=good, cookies=cookies)
+        assert refused.status_code == 404 and refused.json()["detail"].startswith("No video")
     finally:
         store.set_setting("sam2_enabled", before[0])
         store.set_setting("tracking_enabled", before[1])
