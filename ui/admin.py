@@ -157,7 +157,8 @@ def _require_sam2(store) -> None:
 
 
 def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
-    """Models, live workers and recent jobs as table rows, plus a one-line summary of queues without workers.
+    """Models, workers (gone ones marked) and recent jobs as table rows, plus a one-line summary of queues without
+    live workers.
     store: a Store, or SharedReads (the Admin timer). One read each of workers (all queues at once), models, jobs
     and videos, however many workers and jobs there are."""
     workers = dispatch.live_workers_by_queue(settings, store)
@@ -168,7 +169,7 @@ def status_tables(settings: Settings, store) -> tuple[list, list, list, str]:
     models = store.list_models()
     return (
         models_rows(models),
-        workers_rows([w for live in workers.values() for w in live], [m.name for m in models if m.usable]),
+        workers_rows(store.list_workers(max_age_s=None), [m.name for m in models if m.usable], settings.queue_names),
         jobs_rows(store.list_jobs(limit=30), {d.dataset_id: d.name for d in store.list_datasets()}),
         summary,
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
+from queues.heartbeat import worker_gone
 from queues.jobs_api import frames_tracked
 from sam2_tracking.states import DOWNLOADING_MODEL_STATES, JobState
 
@@ -45,9 +47,15 @@ def models_rows(models) -> list[list]:
     return rows
 
 
-def workers_rows(workers, ready_models: list[str]) -> list[list]:
-    return [[w.queue, w.worker_id, w.device, w.current_job_id or "", format_age(w.heartbeat_at),
-             worker_models_cell(w.models, ready_models)] for w in workers]
+def workers_rows(workers, ready_models: list[str], queue_names: Sequence[str] | None = None) -> list[list]:
+    """The Admin workers table: live consumers first, then those past the missed-heartbeat window, marked gone in
+    their heartbeat cell (their rows are removed a day later: queues.heartbeat). queue_names: only these queues' workers."""
+    now = time.time()
+    shown = sorted((w for w in workers if queue_names is None or w.queue in queue_names),
+                   key=lambda w: (worker_gone(w, now), w.queue, w.worker_id))
+    return [[w.queue, w.worker_id, w.device, w.current_job_id or "",
+             ("gone: last heartbeat " if worker_gone(w, now) else "") + format_age(w.heartbeat_at),
+             worker_models_cell(w.models, ready_models)] for w in shown]
 
 
 def worker_models_cell(worker_models, ready: list[str]) -> str:

@@ -205,11 +205,11 @@ class StoreCore:
 
     def record_heartbeat(
         self, worker_id: str, queue: str, host: str, pid: int, device: str, current_job_id: int | None,
-        models: Sequence[str] | None = None,
+        models: Sequence[str] | None = None, at: float | None = None,
     ) -> None:
         """Record that the worker is alive. models: the models present and verified in its own model folder (None:
-        not reported), shown per consumer in the Admin tab."""
-        now = time.time()
+        not reported), shown per consumer in the Admin tab. at: the beat's time (default now; a test's old beat)."""
+        now = time.time() if at is None else float(at)
         models_json = None if models is None else json.dumps(sorted(str(m) for m in models))
         with self._write() as conn:
             conn.execute(
@@ -243,6 +243,13 @@ class StoreCore:
     def remove_worker(self, worker_id: str) -> None:
         with self._write() as conn:
             conn.execute("DELETE FROM workers WHERE worker_id = :worker_id", {"worker_id": worker_id})
+
+    def remove_workers_older_than(self, max_age_s: float) -> int:
+        """Delete the rows of workers whose last heartbeat is more than max_age_s old: consumers that were killed or
+        lost their machine, so never ran their clean exit's remove_worker. Returns how many rows went."""
+        with self._write() as conn:
+            return conn.execute("DELETE FROM workers WHERE heartbeat_at < :before",
+                                {"before": time.time() - max_age_s}).rowcount
 
 
 _DATASET_COLUMNS = "dataset_id, name, path, kind, frame_count, fps, width, height, revision"
