@@ -53,14 +53,12 @@ def check_zip_archive(path: str | Path, max_members: int, max_bytes: int) -> Non
     """
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
-            # zipfile's own end-record reader (stable since Python 2): directory size and where it ends.
-            end_record = zipfile._EndRecData(handle)  # noqa: SLF001
-            entries = None if end_record is None else _count_directory_entries(handle, end_record, max_members)
+        directory = zip_directory(path, max_members)
     except OSError as exc:
         raise UploadError(f"{path.name} cannot be read: {exc}") from exc
-    if end_record is None or entries is None:
+    if directory is None:
         raise UploadError(f"{path.name} is not a valid zip file, or it is truncated")
+    entries = directory[0]
     if entries > max_members:
         raise UploadError(
             f"{path.name} holds more than {max_members:,} files, the limit (setting SAM2T_MAX_ZIP_MEMBERS)"
@@ -77,9 +75,25 @@ def check_zip_archive(path: str | Path, max_members: int, max_bytes: int) -> Non
         )
 
 
+def zip_directory(path: str | Path, limit: int) -> tuple[int, int] | None:
+    """(entries, bytes) of a zip's central directory, the entries counted up to limit + 1 without building anything
+    per entry (zipfile.ZipFile reads the whole directory and builds an object per entry, so look first); None if it
+    is not a zip or is malformed. Raises OSError. Model checkpoints (torch's zip format) are looked at here too
+    (models/archive.py)."""
+    import struct
+
+    with open(path, "rb") as handle:
+        try:
+            # zipfile's own end-record reader (stable since Python 2): directory size and where it ends.
+            end_record = zipfile._EndRecData(handle)  # noqa: SLF001
+            entries = None if end_record is None else _count_directory_entries(handle, end_record, limit)
+        except (zipfile.BadZipFile, struct.error, ValueError, EOFError):  # a zip64 record spanning disks, say
+            return None
+    return None if entries is None else (entries, int(end_record[zipfile._ECD_SIZE]))  # noqa: SLF001
+
+
 def _count_directory_entries(handle, end_record, limit: int) -> int | None:
-    """Central directory entries, counted up to limit + 1 without building anything per entry; None if malformed.
-    Each entry is a 46-byte fixed header followed by its name, extra field and comment."""
+    """Each entry is a 46-byte fixed header followed by its name, extra field and comment."""
     import struct
 
     size = int(end_record[zipfile._ECD_SIZE])  # noqa: SLF001
@@ -176,7 +190,9 @@ def check_video_header(path: str | Path, max_pixels: int) -> tuple[int, int]:
 
 
 def check_video_upload(path: str | Path, settings) -> None:
-    """All the header checks for an uploaded video file, zip of frames or folder of frames."""
+    """All the header checks for a video file, zip of frames or folder of frames entering the app: the one check
+    made wherever a video enters (the app's upload in library.add_uploaded_video, the CLI's track and convert
+    --video), so every entry point applies the same caps before a frame is decoded."""
     path = Path(path)
     if path.is_dir():
         check_image_sequence(path, settings.max_frame_pixels)

@@ -1,10 +1,12 @@
-"""Loading a model folder: checkpoints are refused unless they are plain tensors that fit the architecture;
-the predictor equals the stock builder's and is cached per process; the device it runs on."""
+"""Loading a model folder: checkpoints are refused unless they are plain tensors that fit the architecture, and
+archives that declare more than the checkpoint cap before a tensor is allocated; the predictor equals the stock
+builder's and is cached per process; the device it runs on."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,137 @@ def test_choose_device_here_is_cpu() -> None:
     else:
         expected = "cpu"
     assert choose_device() == expected
+
+
+# ------------------------------------------------------------------------------------------ checkpoint archives
+
+GIB = 1024**3
+
+
+def write_checkpoint_bomb(path: Path, declared_bytes: int) -> None:
+    """A torch.save archive whose storage entry holds `declared_bytes` of zeros, deflated (about 1,000 to 1): the
+    size torch.load would allocate and inflate into. The archive is written by hand (declared_bytes < 4 GiB, so no
+    zip64 record is needed) from one deflated block of 16 MiB of zeros: after a full flush deflate starts afresh, so
+    the same block repeated is a valid stream of all the zeros, written in a second instead of deflating 3 GB."""
+    import io
+    import struct
+    import zlib
+
+    import torch
+
+    chunk = 16 * 1024**2
+    assert declared_bytes % chunk == 0 and declared_bytes < 2**32
+    packer = zlib.compressobj(6, zlib.DEFLATED, -15)  # raw deflate, as zip entries hold it
+    block = packer.compress(bytes(chunk)) + packer.flush(zlib.Z_FULL_FLUSH)
+    tail = packer.flush(zlib.Z_FINISH)
+    crc = 0
+    for _ in range(declared_bytes // chunk):
+        crc = zlib.crc32(bytes(chunk), crc)
+    buffer = io.BytesIO()
+    torch.save({"model": {"w": torch.zeros(4)}}, buffer)
+    directory = b""
+    with zipfile.ZipFile(buffer) as small, open(path, "wb") as out:
+        for info in small.infolist():
+            name = info.filename.encode()
+            if info.filename.endswith("/data/0"):  # the one storage: data.pkl and the small records stay as saved
+                method, size, parts = zipfile.ZIP_DEFLATED, declared_bytes, [block] * (declared_bytes // chunk)
+                parts.append(tail)
+                entry_crc = crc
+            else:
+                data = small.read(info)
+                method, size, parts, entry_crc = zipfile.ZIP_STORED, len(data), [data], zlib.crc32(data)
+            packed = sum(len(part) for part in parts)
+            offset = out.tell()
+            # version 20, no flags, 1980-01-01 00:00; then CRC, compressed and uncompressed sizes, name length
+            fields = (20, 0, method, 0, 0x21, entry_crc, packed, size, len(name))
+            out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", *fields, 0) + name)
+            for part in parts:
+                out.write(part)
+            directory += struct.pack("<4sH5H3L5H2L", b"PK\x01\x02", 20, *fields, 0, 0, 0, 0, 0, offset) + name
+        start = out.tell()
+        count = len(small.infolist())
+        out.write(directory + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), start, 0))
+
+
+# Runs in its own process: the upload path an admin's checkpoint takes (install_model_files -> build_model ->
+# read_checkpoint), measured as the peak RSS over the RSS once torch, sam2 and hydra are imported (as they are in a
+# running app or consumer). The peak is VmHWM (this process's own memory), not getrusage's ru_maxrss, which Linux carries over from the forking parent.
+_INSTALL_AND_MEASURE = """
+import json, re, sys
+from pathlib import Path
+import psutil
+import hydra.utils, sam2.sam2_video_predictor, torch  # about 500 MB of libraries, loaded before any checkpoint
+from sam2_tracking.models.catalogue import ModelError, install_model_files
+from sam2_tracking.models.config import load_config_file
+
+models, config, checkpoint = sys.argv[1:4]
+config_text = Path(config).read_text()
+load_config_file(Path(config))
+before = psutil.Process().memory_info().rss
+try:
+    install_model_files(models, "bomb", config_text, checkpoint, {"checkpoint": "upload"})
+    message = None
+except ModelError as exc:
+    message = str(exc)
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)) * 1024
+print(json.dumps({"message": message, "growth": peak - before}))
+"""
+
+
+def test_checkpoint_declaring_3_gb_is_refused_before_any_tensor(test_model_dir: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from sam2_tracking.models.fetch import DEFAULT_MAX_CHECKPOINT_BYTES
+    from sam2_tracking.models.loading import read_checkpoint
+
+    bomb = tmp_path / "checkpoint.pt"
+    write_checkpoint_bomb(bomb, 3 * GIB)
+    assert bomb.stat().st_size < 10 * 1024**2 and 3 * GIB > DEFAULT_MAX_CHECKPOINT_BYTES
+    with zipfile.ZipFile(bomb) as archive:  # what torch.load would allocate for it: the declared size
+        declared = sum(i.file_size for i in archive.infolist())
+    assert declared > 3 * GIB
+    with pytest.raises(ModelError, match=rf"refusing checkpoint checkpoint.pt: its entries declare {declared:,} "
+                                         r"bytes, over the 2,000,000,000-byte cap \(SAM2T_MAX_CHECKPOINT_BYTES\)"):
+        read_checkpoint(bomb)
+    run = subprocess.run([sys.executable, "-c", _INSTALL_AND_MEASURE, str(tmp_path / "models"),
+                          str(test_model_dir / "config.yaml"), str(bomb)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["message"] is not None and "over the 2,000,000,000-byte cap" in result["message"]
+    assert result["growth"] < 300 * 1024**2, result
+    assert models.model_status(tmp_path / "models", "bomb") is None
+
+
+def test_checkpoint_archive_limits(test_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    from sam2_tracking.models.archive import MAX_CHECKPOINT_ENTRIES, check_checkpoint_archive
+    from sam2_tracking.models.loading import read_checkpoint
+
+    real = test_model_dir / "checkpoint.pt"
+    # A checkpoint torch.save wrote declares (about) its size on disk, and loads under a cap of that size.
+    declared = check_checkpoint_archive(real, real.stat().st_size)
+    assert 0.99 * real.stat().st_size < declared <= real.stat().st_size
+    assert read_checkpoint(real, declared)["model"]
+    with pytest.raises(ModelError, match=f"declare {declared:,} bytes, over the {declared - 1:,}-byte cap"):
+        read_checkpoint(real, declared - 1)
+    # Under the cap, but an entry that inflates 1,000 to 1 is no checkpoint.
+    bomb = tmp_path / "ratio.pt"
+    write_checkpoint_bomb(bomb, 64 * 1024**2)
+    with pytest.raises(ModelError, match=r"entry '.*data/0' expands [\d,]+ bytes to 67,108,864, over 100 times"):
+        read_checkpoint(bomb)
+    # Too many entries: refused from the directory's fixed headers, before zipfile builds one object each.
+    many = tmp_path / "many.pt"
+    with zipfile.ZipFile(many, "w") as archive:
+        for number in range(MAX_CHECKPOINT_ENTRIES + 1):
+            archive.writestr(f"archive/data/{number}", b"")
+    with pytest.raises(ModelError, match="holds more than 20,000 entries"):
+        read_checkpoint(many)
+    # The format before PyTorch 1.6 has no directory to check: refused, with the way out.
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"model": {"w": torch.zeros(2)}}, legacy, _use_new_zipfile_serialization=False)
+    with pytest.raises(ModelError, match="legacy.pt is not a readable PyTorch file .not the zip archive"):
+        read_checkpoint(legacy)

@@ -199,7 +199,7 @@ def _download_into(entry: ModelEntry, model_dir: str | os.PathLike, staging: Pat
     manifest = {"name": entry.name, "label": entry.label,
                 "sources": {"config": entry.config, "checkpoint": entry.checkpoint_url},
                 "size": size, "sha256": digest}
-    _install(model_dir, entry.name, config_text, part, manifest)
+    _install(model_dir, entry.name, config_text, part, manifest, limits)
 
 
 def install_model_files(
@@ -239,7 +239,7 @@ def install_model_files(
             part.unlink()
             raise ModelError(f"the checkpoint's SHA-256 is {digest}, but {name}'s is {sha256}: wrong or corrupt file")
         manifest = {"name": name, "label": label, "sources": dict(sources), "size": size, "sha256": digest}
-        _install(model_dir, name, config_text, part, manifest)
+        _install(model_dir, name, config_text, part, manifest, limits)
     return model_path(model_dir, name)
 
 
@@ -271,7 +271,8 @@ def _keep_partial_only_for(staging: Path, source: dict) -> None:
         record.write_text(json.dumps(source))
 
 
-def _install(model_dir: str | os.PathLike, name: str, config_text: str, part: Path, manifest: dict) -> None:
+def _install(model_dir: str | os.PathLike, name: str, config_text: str, part: Path, manifest: dict,
+             limits: DownloadLimits) -> None:
     """Verify config + checkpoint in a new version folder, then point model_dir/<name> at it in one rename."""
     versions = _versions(model_dir, name)
     version = versions / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
@@ -280,7 +281,8 @@ def _install(model_dir: str | os.PathLike, name: str, config_text: str, part: Pa
         (version / CONFIG_NAME).write_text(config_text)
         os.replace(part, version / CHECKPOINT_NAME)
         # Build the model and load the weights once, so a model is only installed if it will load.
-        build_model(version / CONFIG_NAME, version / CHECKPOINT_NAME, device="cpu")
+        build_model(version / CONFIG_NAME, version / CHECKPOINT_NAME, device="cpu",
+                    max_checkpoint_bytes=limits.max_checkpoint_bytes)
         manifest = {**manifest, "downloaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
         (version / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
     except BaseException:

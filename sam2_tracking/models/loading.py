@@ -1,8 +1,9 @@
 """Build a SAM2 video predictor from a model folder (config.yaml + checkpoint.pt), safely, with a per-process cache.
 
-Loading refuses what could run code: configs that fail model_config.validate_config, checkpoints that need more than
-`torch.load(weights_only=True)`, and state dicts that do not fit the architecture. torch, hydra and sam2 are imported
-inside the functions that need them, never at import time.
+Loading refuses what could run code or exhaust memory: configs that fail model_config.validate_config, checkpoint
+archives whose zip directory declares more than the checkpoint cap (models/archive.py, checked before torch.load),
+checkpoints that need more than `torch.load(weights_only=True)`, and state dicts that do not fit the architecture.
+torch, hydra and sam2 are imported inside the functions that need them, never at import time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from sam2_tracking.models.archive import check_checkpoint_archive
 from sam2_tracking.models.config import ModelError, load_config_file
+from sam2_tracking.models.fetch import DEFAULT_MAX_CHECKPOINT_BYTES
 
 CONFIG_NAME = "config.yaml"
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -59,7 +62,8 @@ _predictors: dict[tuple[str, str, float, float, str], Any] = {}
 MAX_CACHED_MODELS = 2
 
 
-def load_predictor(model_path: str | os.PathLike, device: str | None = None) -> Any:
+def load_predictor(model_path: str | os.PathLike, device: str | None = None,
+                   max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> Any:
     """A SAM2VideoPredictor from a folder with config.yaml and checkpoint.pt, cached per process.
 
     A downloaded model's folder is a link to its current version (model_files), so the cache key holds the resolved
@@ -79,7 +83,7 @@ def load_predictor(model_path: str | os.PathLike, device: str | None = None) -> 
             return predictor
         for old in [k for k in _predictors if k[0] == key[0] or k[1] == key[1] or len(_predictors) >= MAX_CACHED_MODELS]:
             del _predictors[old]
-        predictor = build_model(config_path, checkpoint_path, device)
+        predictor = build_model(config_path, checkpoint_path, device, max_checkpoint_bytes)
         _predictors[key] = predictor
         return predictor
 
@@ -92,16 +96,20 @@ def forget_cached(*folders: str | os.PathLike) -> None:
             del _predictors[key]
 
 
-def read_checkpoint(checkpoint_path: Path) -> Any:
+def read_checkpoint(checkpoint_path: Path, max_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> Any:
     """torch.load with the weights-only unpickler, every failure a ModelError that says what is wrong.
 
     The file is untrusted (an upload, a URL): weights_only refuses Python objects other than tensors, and on bytes
     that are not a checkpoint its unpickler fails with whatever a stray opcode triggers (IndexError on an empty
-    stack, KeyError, TypeError, struct.error, ... seen on random bytes), so every exception means "not readable"."""
+    stack, KeyError, TypeError, struct.error, ... seen on random bytes), so every exception means "not readable".
+    torch.load allocates every storage at the size the archive declares for it, so the archive's directory is
+    checked first (check_checkpoint_archive: at most max_bytes declared in all, no bomb-like entry): loading then
+    needs at most max_bytes plus the unpickler's bookkeeping."""
     import pickle
 
     import torch
 
+    check_checkpoint_archive(checkpoint_path, max_bytes)
     try:
         return torch.load(checkpoint_path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -118,20 +126,24 @@ def read_checkpoint(checkpoint_path: Path) -> Any:
         raise ModelError(f"checkpoint {checkpoint_path.name} is not a readable PyTorch file ({detail})") from exc
 
 
-def build_model(config_path: Path, checkpoint_path: Path, device: str) -> Any:
-    """Instantiate SAM2VideoPredictor from a validated config and load a weights-only checkpoint into it."""
+def build_model(config_path: Path, checkpoint_path: Path, device: str,
+                max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES) -> Any:
+    """Instantiate SAM2VideoPredictor from a validated config and load a weights-only checkpoint into it (refused
+    unless its archive declares at most max_checkpoint_bytes, SAM2T_MAX_CHECKPOINT_BYTES)."""
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     cfg = load_config_file(config_path)
+    # Before the model is built (its own weights cost memory too); read_checkpoint checks again right before loading.
+    check_checkpoint_archive(checkpoint_path, max_checkpoint_bytes)
     cfg.model._target_ = VIDEO_PREDICTOR_TARGET
     cfg.model = OmegaConf.merge(cfg.model, VIDEO_POSTPROCESSING)
     try:
         model = instantiate(cfg.model, _recursive_=True)
     except Exception as exc:  # hydra wraps constructor errors in its own types
         raise ModelError(f"model config {config_path.name} does not build a SAM2 model: {exc}") from exc
-    checkpoint = read_checkpoint(checkpoint_path)
+    checkpoint = read_checkpoint(checkpoint_path, max_checkpoint_bytes)
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ModelError(
