@@ -182,3 +182,80 @@ def test_convert_reports_what_it_drops(tmp_path, capsys):
     assert main(["convert", str(source), str(tmp_path / "out.coco.json"), "--format", "coco", "--video",
                  str(REPO_ROOT / "assets" / "sample_shapes.mp4")]) == 0
     assert "holds 0 annotations" in capsys.readouterr().err
+
+
+def constant_png(width: int, height: int) -> bytes:
+    """A real RGB PNG of one colour, written row by row through zlib: a 13000x13000 frame (507 MB decoded) is a few
+    hundred KB, and this process never holds its pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + bytes([40, 90, 160]) * width  # filter byte "none", then the pixels
+    packer = zlib.compressobj(9)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+# `python -m sam2_tracking ARGS` that prints its peak RSS as it exits: VmHWM counts this process's own memory, where
+# getrusage's ru_maxrss starts from the RSS of the parent that forked it (here pytest, with models loaded).
+_CLI_REPORTING_PEAK_RSS = """
+import atexit, re, runpy, sys
+from pathlib import Path
+
+def report():
+    peak = re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1)
+    print(f"peak RSS {peak} kB", file=sys.stderr)
+
+atexit.register(report)
+sys.argv = ["sam2_tracking", *sys.argv[1:]]
+runpy.run_module("sam2_tracking", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_the_cli_applies_the_app_upload_caps_before_decoding(test_model_dir, tmp_path, capsys):
+    """Two 13000x13000 frames (over SAM2T_MAX_FRAME_PIXELS) in a zip of a few hundred KB: `track` and `convert
+    --video` refuse it from the PNG headers with the app's own upload message, and the process stays small."""
+    import os
+    import re
+
+    from sam2_tracking.library import add_uploaded_video
+    from sam2_tracking.settings import Settings
+    from sam2_tracking.store import open_store
+    from sam2_tracking.upload_checks import UploadError
+
+    frame = constant_png(13000, 13000)
+    frames = tmp_path / "huge_frames.zip"
+    with zipfile.ZipFile(frames, "w") as archive:
+        archive.writestr("frame_0.png", frame)
+        archive.writestr("frame_1.png", frame)
+    assert frames.stat().st_size < 2 * 1024**2
+    # What the app's upload says about this file.
+    store = open_store(tmp_path / "app.db")
+    try:
+        with pytest.raises(UploadError) as refused:
+            add_uploaded_video(store, Settings(data_dir=tmp_path / "app", model_dir=tmp_path / "models"), frames)
+    finally:
+        store.close()
+    message = str(refused.value)
+    assert "13000x13000" in message and "SAM2T_MAX_FRAME_PIXELS" in message
+    # The CLI in its own process, which reports its own peak RSS as it exits.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAM2T_")}
+    run = subprocess.run(
+        [sys.executable, "-c", _CLI_REPORTING_PEAK_RSS, "track", str(frames), "--frame", "0", "--box", "10,10,50,50",
+         "--model", str(test_model_dir), "--out", str(tmp_path / "never.json"), "--format", "coco", "--quiet"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**env, "SAM2T_DATA_DIR": str(tmp_path / "cli")})
+    assert run.returncode == 2, run.stderr
+    assert f"python -m sam2_tracking track: error: {message}" in run.stderr
+    peak = int(re.search(r"peak RSS (\d+) kB", run.stderr).group(1)) * 1024
+    assert peak < 1024**3, run.stderr
+    assert not (tmp_path / "never.json").exists()
+    # convert --video takes the video the same way.
+    dive = tmp_path / "tracks.json"
+    dive.write_text(json.dumps({"version": 2, "tracks": {}, "groups": {}}))
+    assert main(["convert", str(dive), str(tmp_path / "o.json"), "--format", "coco", "--video", str(frames)]) == 2
+    assert f"convert: error: {message}" in capsys.readouterr().err
