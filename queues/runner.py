@@ -31,6 +31,7 @@ def queue_runner(settings: Settings, worker: WorkerIdentity | None) -> JobRunner
         compile_model=bool(worker and worker.compile_model),
         feeder_threads=worker.feeder_threads if worker else None,
         stale_after_s=STALE_AFTER_S,
+        max_checkpoint_bytes=settings.max_checkpoint_bytes,
     )
 
 

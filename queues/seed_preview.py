@@ -270,7 +270,8 @@ def serve_preview(payload: dict) -> dict:
         if fetching is not None:
             return {"error": fetching}
         predictor = load_predictor(settings.model_dir / model_name,
-                                   device=model_device(identity_for(queue).device))
+                                   device=model_device(identity_for(queue).device),
+                                   max_checkpoint_bytes=settings.max_checkpoint_bytes)
         preview = worker.engine.preview(
             predictor, (dataset.path, stat.st_size, stat.st_mtime_ns), dataset.frame_count, dataset.width,
             dataset.height, seed, lambda: frames.read(seed.frame_idx), obj_id=payload.get("track_id") or 1,

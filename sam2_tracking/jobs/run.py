@@ -49,6 +49,7 @@ class JobRunner:
     on_progress: Callable[[TrackingProgress], None] | None = None  # after every frame, in the model's thread
     stop_requested: Callable[[], bool] | None = None  # a local stop (the CLI's Ctrl-C), besides a cancel request
     keep_resume_on_stop: bool = False  # keep the saved state of a stopped job, so running it again continues it
+    max_checkpoint_bytes: int | None = None  # the checkpoint cap (SAM2T_MAX_CHECKPOINT_BYTES); None: the default
 
     def resume_point_path(self, job_id: int) -> Path:
         """Where a job's tracking state is saved after each commit (removed when the job ends)."""
@@ -128,7 +129,8 @@ class _JobRun:
         self.notify_positions = {idx: pos for pos, idx in enumerate(all_frames, 1) if idx in notify}
         self.notified = self._notified_before()
         device = self.runner.device
-        predictor = load_predictor(self.runner.model_dir / self.spec.model_name, device=device)
+        cap = {} if self.runner.max_checkpoint_bytes is None else {"max_checkpoint_bytes": self.runner.max_checkpoint_bytes}
+        predictor = load_predictor(self.runner.model_dir / self.spec.model_name, device=device, **cap)
         if self.runner.compile_model:
             from sam2_tracking.engine.compiled import compiled_predictor
 
