@@ -48,6 +48,10 @@ class Caller:
             return cls(f"anon:{anonymous_id}", bool(is_admin))
         return cls(ANONYMOUS, bool(is_admin))
 
+    def may_access(self, job) -> bool:
+        """The one rule for following, cancelling and undoing a job: its owner, or the admin."""
+        return self.is_admin or (job.owner is not None and job.owner == self.user)
+
 
 @dataclass(frozen=True)
 class JobView:
@@ -131,7 +135,7 @@ def _owned_job(store, caller: Caller, job_id):
         job = store.get_job(job_id)
     except NotFound:
         raise JobAccessError(f"job {job_id} does not exist") from None
-    if caller.is_admin or (job.owner is not None and job.owner == caller.user):
+    if caller.may_access(job):
         return job
     # Same words whether the job exists or not would hide nothing useful here: ids are sequential.
     raise JobAccessError(f"job {job_id} was started by someone else: only its owner or the admin can do this")

@@ -157,7 +157,7 @@ def _job_alone(store, caller: jobs_api.Caller, job_id: int):
         job = store.get_job(job_id)
     except NotFound:
         return None, f"Job {job_id} no longer exists (its video may have been removed)."
-    if not (caller.is_admin or (job.owner is not None and job.owner == caller.user)):
+    if not caller.may_access(job):
         return None, f"Job {job_id} was started by someone else: only its owner or the admin can follow it."
     return job, None
 

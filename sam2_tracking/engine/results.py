@@ -28,14 +28,12 @@ class FrameResults:
         self.preview_frames = frozenset(preview_frames)
         self.on_preview = on_preview
         self.feeder = feeder
-        self.track_ids = [obj.track_id for obj in objects]
         self.asynchronous = str(device).startswith("cuda")
         self.pending: tuple | None = None
 
     def add(self, frame_idx: int, video_res_masks: Any) -> list[FrameMask]:
         import torch
 
-        self.state.check_object_order(self.track_ids)
         scores = torch.cat([self.state.score_logit(k, frame_idx) for k in range(len(self.objects))]).float()
         # (objects, width, height) uint8, C order: on the host it is pycocotools' (height, width, objects) Fortran
         # layout, so all objects are encoded in one call without a transposing copy.

@@ -132,7 +132,7 @@ def _checked_plan(
         raise SeedError(f"start frame {start!r} is not in the video (frames 0 to {count - 1})")
     if isinstance(batch_size, bool) or int(batch_size) < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size!r}")
-    return FramePlan(int(start), count, None if num_frames is None else num_frames, direction)
+    return FramePlan(int(start), count, num_frames, direction)
 
 
 class _Batcher:
@@ -198,6 +198,8 @@ def _run(
             feeder.expect(([plan.start] if seeded_start else []) + _frames_asked(conds, runs[0][1]))
         with torch.inference_mode(), inference_context(device):
             add_seeds(predictor, state, objects)
+            # The predictor numbers objects in the order added; results are matched by position (checked once).
+            state.check_object_order([obj.track_id for obj in objects])
             predictor.propagate_in_video_preflight(state.raw)
             if resume is not None:
                 state.restore(resume)

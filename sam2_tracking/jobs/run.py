@@ -52,8 +52,12 @@ class JobRunner:
     max_checkpoint_bytes: int | None = None  # the checkpoint cap (SAM2T_MAX_CHECKPOINT_BYTES); None: the default
 
     def resume_point_path(self, job_id: int) -> Path:
-        """Where a job's tracking state is saved after each commit (removed when the job ends)."""
-        return self.resume_dir / f"job-{int(job_id)}.pt"
+        return resume_point_file(self.resume_dir, job_id)
+
+
+def resume_point_file(resume_dir: Path, job_id: int) -> Path:
+    """Where a job's tracking state is saved after each commit (removed when the job ends)."""
+    return Path(resume_dir) / f"job-{int(job_id)}.pt"
 
 
 def run_job(store, job_id: int, runner: JobRunner) -> JobState:
